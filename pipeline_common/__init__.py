@@ -1,0 +1,1 @@
+"""Helpers shared by every stage: atomic I/O, config loading, seeded generators, age groups."""

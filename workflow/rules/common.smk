@@ -1,0 +1,28 @@
+# Helpers shared by the stage rule files.
+import sys
+from pathlib import Path
+
+# The stage packages live at the repository root; make them importable from scripts.
+sys.path.insert(0, str(Path(workflow.basedir)))
+
+RUN = config["run"]
+RESULTS = f"results/{RUN}"
+LOGS = f"logs/{RUN}"
+BENCH = f"benchmarks/{RUN}"
+SOURCES = [
+    "ssa_numident",
+    "uscis_naturalizations",
+    "uscis_lpr",
+    "cbp_ice",
+    "state_passports",
+    "irs_itin",
+    "acs",
+]
+ENV = "../envs/pipeline.yaml"
+
+# Each stage file appends the targets a full run must build.
+FINAL_TARGETS = []
+
+
+def all_outputs():
+    return FINAL_TARGETS

@@ -1,0 +1,1 @@
+# Rules of the linkage stage (see docs/CONTRACTS.md).

@@ -1,0 +1,1 @@
+# Rules of the privacy stage (see docs/CONTRACTS.md).

@@ -1,0 +1,1 @@
+# Rules of the synthetic stage (see docs/CONTRACTS.md).
