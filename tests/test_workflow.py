@@ -1,0 +1,170 @@
+"""End-to-end: the whole workflow on the tiny scenario, in a scratch working directory.
+
+Checks the contract files exist, nothing person-level reaches ``published/``, only evaluation
+and reports read the truth, and a full rerun with the same seed gives identical published bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+RUN = "tiny"
+
+CONTRACT_FILES = [
+    "world/frame.parquet",
+    "world/geography.parquet",
+    *(
+        f"world/sources/{s}.parquet"
+        for s in (
+            "ssa_numident",
+            "uscis_naturalizations",
+            "uscis_lpr",
+            "cbp_ice",
+            "state_passports",
+            "irs_itin",
+            "acs",
+        )
+    ),
+    "truth/persons.parquet",
+    "truth/records.parquet",
+    "linkage/links.parquet",
+    "linkage/evidence.parquet",
+    "linkage/withheld.json",
+    "evaluation/linkage.json",
+    "model/cells.parquet",
+    "model/block_draws.parquet",
+    "model/diagnostics.json",
+    "evaluation/estimates.json",
+    "privacy/ledger.json",
+    "published/blocks.csv",
+    "published/blocks.parquet",
+    "published/draws.parquet",
+    "published/metadata.json",
+    "report/report.html",
+    "report/report.pdf",
+]
+
+
+def run_workflow(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "--configfile",
+        "config/scenarios/tiny.yaml",
+        *extra,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    for shared in ("config", "data"):
+        (workdir / shared).symlink_to(REPO / shared)
+    done = run_workflow(workdir)
+    assert done.returncode == 0, done.stderr[-6000:]
+    return workdir
+
+
+def test_contract_files_exist(tiny_run):
+    results = tiny_run / "results" / RUN
+    missing = [f for f in CONTRACT_FILES if not (results / f).exists()]
+    assert not missing, f"missing outputs: {missing}"
+
+
+def test_every_rule_logged_and_benchmarked(tiny_run):
+    assert any((tiny_run / "logs" / RUN).rglob("*.log"))
+    assert any((tiny_run / "benchmarks" / RUN).rglob("*.tsv"))
+
+
+def _published_tables(published: Path):
+    for path in sorted(published.rglob("*")):
+        if path.suffix == ".parquet":
+            yield path, pd.read_parquet(path)
+        elif path.suffix == ".csv":
+            yield path, pd.read_csv(path, dtype=str)
+
+
+def test_nothing_person_level_is_published(tiny_run):
+    results = tiny_run / "results" / RUN
+    published = results / "published"
+    frame = pd.read_parquet(results / "world" / "frame.parquet")
+    n_blocks = frame["block_id"].nunique()
+    forbidden_columns = {
+        "person_id",
+        "household_id",
+        "record_id",
+        "first_name",
+        "last_name",
+        "dob",
+        "ssn",
+        "a_number",
+        "itin",
+        "address",
+    }
+    id_pattern = re.compile(r"\b(P\d{9}|H\d{9}|[A-Z]{2,6}-\d{9}|A\d{9}|\d{3}-\d{2}-\d{4})\b")
+    names = set(frame["first_name"].dropna().str.upper()) | set(
+        frame["last_name"].dropna().str.upper()
+    )
+    names = {n for n in names if len(n) >= 4}
+    for path, table in _published_tables(published):
+        assert not forbidden_columns & set(table.columns), path
+        if "draw" not in table.columns:
+            assert len(table) <= n_blocks, f"{path} has more rows than blocks"
+        text_values = table.select_dtypes(include=["object", "string"])
+        for column in text_values:
+            values = text_values[column].dropna().astype(str)
+            assert not values.str.contains(id_pattern).any(), (path, column)
+            assert not set(values.str.upper()) & names, (path, column)
+    # Raw scan of every text file (JSON, CSV) for identifiers and dates of birth.
+    reference_date = "2020-04-01"
+    dobs = set(pd.to_datetime(frame["dob"].dropna()).dt.strftime("%Y-%m-%d")) - {reference_date}
+    date_pattern = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+    for path in published.rglob("*"):
+        if path.suffix in {".json", ".csv", ".txt", ".md"}:
+            text = path.read_text()
+            assert not id_pattern.search(text), path
+            assert not set(date_pattern.findall(text)) & dobs, path
+
+
+def test_truth_is_read_only_by_evaluation_and_reports():
+    rule_pattern = re.compile(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", re.S | re.M)
+    readers = []
+    for rules in (REPO / "workflow" / "rules").glob("*.smk"):
+        for name, body in rule_pattern.findall(rules.read_text()):
+            inputs = body.split("output:")[0]
+            if "truth/" in inputs or "TRUTH" in inputs:
+                readers.append(name)
+    allowed = re.compile(r"^(evaluate|report|sensitivity)")
+    assert readers, "expected evaluation rules to read the truth"
+    assert all(allowed.match(r) for r in readers), readers
+
+
+def test_same_seed_same_published_bytes(tiny_run):
+    published = tiny_run / "results" / RUN / "published"
+    first = {p.relative_to(published): p.read_bytes() for p in published.rglob("*") if p.is_file()}
+    saved = tiny_run.parent / "first_published"
+    shutil.copytree(published, saved, dirs_exist_ok=True)
+    shutil.rmtree(tiny_run / "results" / RUN)
+    again = run_workflow(tiny_run, "--forceall")
+    assert again.returncode == 0, again.stderr[-6000:]
+    second = {p.relative_to(published): p.read_bytes() for p in published.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    differing = [str(k) for k in first if first[k] != second[k]]
+    assert not differing, f"published files differ between identical runs: {differing}"
