@@ -1,1 +1,128 @@
 # Rules of the model stage (see docs/CONTRACTS.md).
+# tabulate -> (privacy measurements) -> fit_model -> predict_blocks; baselines; evaluation.
+MODEL = f"{RESULTS}/model"
+CVAP_TABLE = f"{config['data_dir']}/census_cvap/cvap_acs2009_2013_county_totals.csv"
+
+
+rule tabulate:
+    input:
+        evidence=f"{RESULTS}/linkage/evidence.parquet",
+        frame=f"{RESULTS}/world/frame.parquet",
+        geography=f"{RESULTS}/world/geography.parquet",
+    output:
+        cells=f"{MODEL}/cells.parquet",
+        patterns=f"{MODEL}/patterns.parquet",
+    log:
+        f"{LOGS}/model/tabulate.log",
+    benchmark:
+        f"{BENCH}/model/tabulate.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/model_tabulate.py"
+
+
+rule fit_model:
+    input:
+        measurements=f"{RESULTS}/privacy/measurements.parquet",
+        public_counts=f"{RESULTS}/privacy/public_counts.parquet",
+        patterns=f"{MODEL}/patterns.parquet",
+    output:
+        posterior=f"{MODEL}/posterior.nc",
+        diagnostics=report(f"{MODEL}/diagnostics.json", category="Model"),
+    log:
+        f"{LOGS}/model/fit_model.log",
+    benchmark:
+        f"{BENCH}/model/fit_model.tsv"
+    conda:
+        ENV
+    threads: config["model"]["chains"]
+    script:
+        "../scripts/model_fit.py"
+
+
+rule predict_blocks:
+    input:
+        measurements=f"{RESULTS}/privacy/measurements.parquet",
+        public_counts=f"{RESULTS}/privacy/public_counts.parquet",
+        patterns=f"{MODEL}/patterns.parquet",
+        posterior=f"{MODEL}/posterior.nc",
+    output:
+        block_draws=f"{MODEL}/block_draws.parquet",
+    log:
+        f"{LOGS}/model/predict_blocks.log",
+    benchmark:
+        f"{BENCH}/model/predict_blocks.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/model_predict.py"
+
+
+rule baseline_record_rule:
+    input:
+        evidence=f"{RESULTS}/linkage/evidence.parquet",
+        frame=f"{RESULTS}/world/frame.parquet",
+        geography=f"{RESULTS}/world/geography.parquet",
+        cvap_table=CVAP_TABLE,
+    output:
+        block_draws=f"{RESULTS}/baselines/record_rule/block_draws.parquet",
+    log:
+        f"{LOGS}/model/baseline_record_rule.log",
+    benchmark:
+        f"{BENCH}/model/baseline_record_rule.tsv"
+    conda:
+        ENV
+    params:
+        method="record_rule",
+        cvap_table=CVAP_TABLE,
+    script:
+        "../scripts/model_baseline.py"
+
+
+rule baseline_census_style:
+    input:
+        evidence=f"{RESULTS}/linkage/evidence.parquet",
+        frame=f"{RESULTS}/world/frame.parquet",
+        geography=f"{RESULTS}/world/geography.parquet",
+    output:
+        block_draws=f"{RESULTS}/baselines/census_style/block_draws.parquet",
+    log:
+        f"{LOGS}/model/baseline_census_style.log",
+    benchmark:
+        f"{BENCH}/model/baseline_census_style.tsv"
+    conda:
+        ENV
+    params:
+        method="census_style",
+        cvap_table=CVAP_TABLE,
+    script:
+        "../scripts/model_baseline.py"
+
+
+rule evaluate_estimates:
+    input:
+        model=f"{MODEL}/block_draws.parquet",
+        record_rule=f"{RESULTS}/baselines/record_rule/block_draws.parquet",
+        census_style=f"{RESULTS}/baselines/census_style/block_draws.parquet",
+        truth=f"{RESULTS}/truth/persons.parquet",
+        frame=f"{RESULTS}/world/frame.parquet",
+        evidence=f"{RESULTS}/linkage/evidence.parquet",
+    output:
+        estimates=f"{RESULTS}/evaluation/estimates.json",
+    log:
+        f"{LOGS}/model/evaluate_estimates.log",
+    benchmark:
+        f"{BENCH}/model/evaluate_estimates.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/model_evaluate.py"
+
+
+FINAL_TARGETS.extend(
+    [
+        f"{RESULTS}/evaluation/estimates.json",
+        f"{MODEL}/diagnostics.json",
+    ]
+)

@@ -1,1 +1,76 @@
 # Rules of the privacy stage (see docs/CONTRACTS.md).
+# privacy_measure: the only view of the linked evidence the model reads (noisy under zCDP).
+# publish: post-processing of the model's draws into published/ (the only writer there).
+# evaluate_published: published tables against the truth (evaluation only).
+
+
+rule privacy_measure:
+    input:
+        cells=f"{RESULTS}/model/cells.parquet",
+        patterns=f"{RESULTS}/model/patterns.parquet",
+        geography=f"{RESULTS}/world/geography.parquet",
+    output:
+        measurements=f"{RESULTS}/privacy/measurements.parquet",
+        public_counts=f"{RESULTS}/privacy/public_counts.parquet",
+        ledger=f"{RESULTS}/privacy/ledger.json",
+    log:
+        f"{LOGS}/privacy/measure.log",
+    benchmark:
+        f"{BENCH}/privacy/measure.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/privacy_measure.py"
+
+
+rule publish:
+    input:
+        draws=f"{RESULTS}/model/block_draws.parquet",
+        diagnostics=f"{RESULTS}/model/diagnostics.json",
+        public_counts=f"{RESULTS}/privacy/public_counts.parquet",
+        ledger=f"{RESULTS}/privacy/ledger.json",
+    output:
+        blocks_csv=report(
+            f"{RESULTS}/published/blocks.csv",
+            category="Publication",
+            labels={"table": "blocks"},
+        ),
+        blocks_parquet=f"{RESULTS}/published/blocks.parquet",
+        draws=f"{RESULTS}/published/draws.parquet",
+        tracts_csv=f"{RESULTS}/published/tracts.csv",
+        counties_csv=f"{RESULTS}/published/counties.csv",
+        metadata=f"{RESULTS}/published/metadata.json",
+    log:
+        f"{LOGS}/privacy/publish.log",
+    benchmark:
+        f"{BENCH}/privacy/publish.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/privacy_publish.py"
+
+
+rule evaluate_published:
+    input:
+        blocks=f"{RESULTS}/published/blocks.csv",
+        truth=f"{RESULTS}/truth/persons.parquet",
+        frame=f"{RESULTS}/world/frame.parquet",
+    output:
+        evaluation=f"{RESULTS}/evaluation/published.json",
+    log:
+        f"{LOGS}/privacy/evaluate_published.log",
+    benchmark:
+        f"{BENCH}/privacy/evaluate_published.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/privacy_evaluate.py"
+
+
+FINAL_TARGETS.extend(
+    [
+        rules.privacy_measure.output.ledger,
+        *rules.publish.output,
+        rules.evaluate_published.output.evaluation,
+    ]
+)

@@ -1,1 +1,62 @@
-# Rules of the report stage (see docs/CONTRACTS.md).
+# Rules of the report stage (see docs/CONTRACTS.md): one rule renders report.html and report.pdf
+# from the run's upstream outputs. It reads truth/parameters.json (validation: estimated source
+# behaviour against the generating values) and never writes under published/.
+from pathlib import Path
+
+from reports.snakemake_inputs import report_inputs
+
+REPORT_INPUTS = {
+    "geography": f"{RESULTS}/world/geography.parquet",
+    **{f"source_{s}": f"{RESULTS}/world/sources/{s}.parquet" for s in SOURCES},
+    "links": f"{RESULTS}/linkage/links.parquet",
+    "withheld": f"{RESULTS}/linkage/withheld.json",
+    "linkage_eval": f"{RESULTS}/evaluation/linkage.json",
+    "diagnostics": f"{RESULTS}/model/diagnostics.json",
+    "posterior": f"{RESULTS}/model/posterior.nc",
+    "parameters": f"{RESULTS}/truth/parameters.json",
+    "ledger": f"{RESULTS}/privacy/ledger.json",
+    "blocks": f"{RESULTS}/published/blocks.csv",
+    "tracts": f"{RESULTS}/published/tracts.csv",
+    "counties": f"{RESULTS}/published/counties.csv",
+    "draws": f"{RESULTS}/published/draws.parquet",
+    "metadata": f"{RESULTS}/published/metadata.json",
+    "estimates_eval": f"{RESULTS}/evaluation/estimates.json",
+    "published_eval": f"{RESULTS}/evaluation/published.json",
+}
+
+
+rule report:
+    input:
+        # Only inputs some rule produces (a stage still being written is reported as missing).
+        unpack(lambda wildcards: report_inputs(workflow, REPORT_INPUTS, BENCH)),
+    output:
+        html=report(
+            f"{RESULTS}/report/report.html",
+            category="Report",
+            labels={"format": "HTML"},
+        ),
+        pdf=report(
+            f"{RESULTS}/report/report.pdf",
+            category="Report",
+            labels={"format": "PDF"},
+        ),
+    log:
+        f"{LOGS}/report/report.log",
+    benchmark:
+        f"{BENCH}/report/report.tsv"
+    conda:
+        ENV
+    params:
+        # results/{run}: the folder two levels above the report.
+        run_dir=lambda wildcards, output: str(Path(output.html).parent.parent),
+        # Benchmark files of rules with wildcards are found by globbing this folder at run time.
+        bench_dir=lambda wildcards, output: str(
+            Path("benchmarks") / Path(output.html).parent.parent.name
+        ),
+        # Shown when present; not an input, so a normal run never triggers the sweep.
+        sensitivity="results/sensitivity/summary.csv",
+    script:
+        "../scripts/report_render.py"
+
+
+FINAL_TARGETS.extend(rules.report.output)

@@ -1,0 +1,543 @@
+"""Fellegi-Sunter linkage of two standardized tables with Splink 5 (DuckDB backend).
+
+:func:`link_tables` links any two tables already in the linkage schema
+(:func:`linkage.standardize.standardize_identity`); :func:`link_any` does the field mapping
+and standardization first (used by the FEBRL benchmark). :func:`best_links` turns scored pairs
+into links where each right-hand record has at most one left-hand person.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from linkage.standardize import standardize_identity
+
+log = logging.getLogger(__name__)
+
+LEFT_NAME = "frame"
+RIGHT_NAME = "source"
+
+# Surname agreement tolerant of double surnames: full, first unit, or last unit on either side.
+_SURNAME_MATCH = (
+    "(last_name_l = last_name_r OR last_name_first_l = last_name_first_r"
+    " OR last_name_l = last_name_first_r OR last_name_first_l = last_name_r"
+    " OR last_name_last_l = last_name_r"
+    " OR last_name_l = last_name_last_r)"
+)
+_FIRST_MATCH = "(first_name_canon_l = first_name_canon_r OR first_name_full_l = first_name_full_r)"
+
+
+def _jw(column: str) -> str:
+    return f"jaro_winkler_similarity({column}_l, {column}_r)"
+
+
+# Comparisons: name -> list of (label, sql, starting m probability). The first level is the null
+# level. Starting m values matter only where EM cannot estimate them (small sources).
+COMPARISONS: dict[str, list[tuple[str, str, float | None]]] = {
+    "name": [
+        (
+            "null",
+            "(first_name_l IS NULL AND last_name_l IS NULL)"
+            " OR (first_name_r IS NULL AND last_name_r IS NULL)",
+            None,
+        ),
+        ("exact first and last", "first_name_l = first_name_r AND last_name_l = last_name_r", 0.8),
+        ("nickname or double surname", f"{_FIRST_MATCH} AND {_SURNAME_MATCH}", 0.06),
+        (
+            "first and last swapped",
+            "first_name_l = last_name_first_r AND last_name_first_l = first_name_r",
+            0.01,
+        ),
+        (
+            "both similar (Jaro-Winkler >= 0.88)",
+            f"{_jw('first_name_canon')} >= 0.88 AND ({_jw('last_name')} >= 0.88 OR {_SURNAME_MATCH})",
+            0.06,
+        ),
+        (
+            "surname agrees, first initial agrees",
+            f"({_SURNAME_MATCH} OR {_jw('last_name')} >= 0.92)"
+            " AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)",
+            0.02,
+        ),
+        ("surname agrees", f"{_SURNAME_MATCH} OR {_jw('last_name')} >= 0.92", 0.02),
+        ("first name agrees", f"{_FIRST_MATCH} OR {_jw('first_name')} >= 0.92", 0.02),
+        ("else", "ELSE", 0.01),
+    ],
+    "dob": [
+        ("null", "dob_l IS NULL OR dob_r IS NULL", None),
+        ("exact", "dob_l = dob_r", 0.85),
+        (
+            "day and month swapped",
+            "birth_year_l = birth_year_r AND birth_month_l = birth_day_r"
+            " AND birth_day_l = birth_month_r",
+            0.03,
+        ),
+        ("one edit (typo or transposition)", "damerau_levenshtein(dob_l, dob_r) <= 1", 0.06),
+        (
+            "two of year, month, day agree",
+            "(birth_year_l = birth_year_r AND (birth_month_l = birth_month_r"
+            " OR birth_day_l = birth_day_r)) OR (birth_month_l = birth_month_r"
+            " AND birth_day_l = birth_day_r AND abs(birth_year_l - birth_year_r) <= 2)",
+            0.04,
+        ),
+        ("else", "ELSE", 0.02),
+    ],
+    "sex": [
+        ("null", "sex_l IS NULL OR sex_r IS NULL", None),
+        ("exact", "sex_l = sex_r", 0.97),
+        ("else", "ELSE", 0.03),
+    ],
+    "ssn": [
+        ("null", "ssn_l IS NULL OR ssn_r IS NULL", None),
+        ("exact", "ssn_l = ssn_r", 0.9),
+        ("one edit", "damerau_levenshtein(ssn_l, ssn_r) <= 1", 0.06),
+        ("else", "ELSE", 0.04),
+    ],
+    "other_id": [
+        ("null", "other_id_l IS NULL OR other_id_r IS NULL", None),
+        ("exact", "other_id_l = other_id_r", 0.9),
+        ("one edit", "damerau_levenshtein(other_id_l, other_id_r) <= 1", 0.06),
+        ("else", "ELSE", 0.04),
+    ],
+    # Address, block and ZIP say the same thing (where a person lives): one comparison, so their
+    # agreement is not counted twice.
+    "location": [
+        (
+            "null",
+            "(address_l IS NULL OR address_r IS NULL) AND (zip_l IS NULL OR zip_r IS NULL)"
+            " AND (block_id_l IS NULL OR block_id_r IS NULL)",
+            None,
+        ),
+        ("address exact", "address_l = address_r", 0.6),
+        (
+            "address similar",
+            f"{_jw('address')} >= 0.9 OR (house_number_l = house_number_r"
+            " AND levenshtein(address_l, address_r) <= 3)",
+            0.1,
+        ),
+        ("same block", "block_id_l = block_id_r", 0.05),
+        ("same zip", "zip_l = zip_r", 0.1),
+        ("else", "ELSE", 0.15),
+    ],
+}
+
+# Columns each comparison needs non-null on both sides to be worth including.
+COMPARISON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "name": ("first_name", "last_name"),
+    "dob": ("dob",),
+    "sex": ("sex",),
+    "ssn": ("ssn",),
+    "other_id": ("other_id",),
+    "location": ("address", "zip", "block_id"),
+}
+
+# Blocking rules: name -> (SQL, columns that must be non-null on both sides for it to be useful).
+BLOCKING_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dob": ("l.dob = r.dob", ("dob",)),
+    "name_year": (
+        "l.first_name_sx = r.first_name_sx AND l.last_name_sx = r.last_name_sx"
+        " AND l.birth_year = r.birth_year",
+        ("first_name_sx", "last_name_sx", "birth_year"),
+    ),
+    "name_swap_year": (
+        "l.first_name_sx = r.last_name_sx AND l.last_name_sx = r.first_name_sx"
+        " AND l.birth_year = r.birth_year",
+        ("first_name_sx", "last_name_sx", "birth_year"),
+    ),
+    "name_exact": (
+        "l.first_name = r.first_name AND l.last_name = r.last_name",
+        ("first_name", "last_name"),
+    ),
+    "zip_last": ("l.zip = r.zip AND l.last_name_sx = r.last_name_sx", ("zip", "last_name_sx")),
+    "zip_first": ("l.zip = r.zip AND l.first_name_sx = r.first_name_sx", ("zip", "first_name_sx")),
+    "zip_last_initial": (
+        "l.zip = r.zip AND l.last_name_sx = r.last_name_sx"
+        " AND substr(l.first_name, 1, 1) = substr(r.first_name, 1, 1)",
+        ("zip", "last_name_sx", "first_name"),
+    ),
+    "address_first": (
+        "l.address = r.address AND l.first_name_sx = r.first_name_sx",
+        ("address", "first_name_sx"),
+    ),
+    "block_last": (
+        "l.block_id = r.block_id AND l.last_name_sx = r.last_name_sx",
+        ("block_id", "last_name_sx"),
+    ),
+    "block_first": (
+        "l.block_id = r.block_id AND l.first_name_sx = r.first_name_sx",
+        ("block_id", "first_name_sx"),
+    ),
+    "address": ("l.address = r.address", ("address",)),
+    "ssn": ("l.ssn = r.ssn", ("ssn",)),
+    "other_id": ("l.other_id = r.other_id", ("other_id",)),
+}
+
+
+@dataclass
+class LinkSettings:
+    """How to link one pair of tables (one source to the frame)."""
+
+    comparisons: list[str] = field(
+        default_factory=lambda: ["name", "dob", "sex", "ssn", "location"]
+    )
+    blocking_rules: list[str] = field(
+        default_factory=lambda: [
+            "dob",
+            "name_year",
+            "name_swap_year",
+            "name_exact",
+            "zip_last_initial",
+            "address_first",
+            "block_last",
+            "ssn",
+        ]
+    )
+    em_blocking_rules: list[str] = field(default_factory=lambda: ["dob", "name_exact"])
+    threshold: float = 0.9
+    u_max_pairs: float = 2e6
+    em_max_pairs: float | None = 2e6
+    em_max_iterations: int = 25
+    seed: int = 0
+    threads: int = 2
+    expected_match_share: float = 0.9
+
+
+def _usable(table: pd.DataFrame, columns: tuple[str, ...]) -> bool:
+    """True if any of ``columns`` has a non-null value in ``table``."""
+    return any(c in table.columns and table[c].notna().any() for c in columns)
+
+
+def _both_usable(left: pd.DataFrame, right: pd.DataFrame, columns: tuple[str, ...]) -> bool:
+    # A comparison is worth including when any of its columns is filled on both sides.
+    return _usable(left, columns) and _usable(right, columns)
+
+
+def _blocking_usable(left: pd.DataFrame, right: pd.DataFrame, columns: tuple[str, ...]) -> bool:
+    return all(_usable(left, (c,)) and _usable(right, (c,)) for c in columns)
+
+
+def build_settings(
+    left: pd.DataFrame, right: pd.DataFrame, settings: LinkSettings
+) -> tuple[dict, list[str], list[str], list[str]]:
+    """The Splink settings dict, with comparisons and rules the data can support.
+
+    Returns
+    -------
+    (settings_dict, comparisons used, prediction blocking rules used, EM blocking rules used)
+    """
+    unknown = [c for c in settings.comparisons if c not in COMPARISONS]
+    unknown += [
+        b for b in settings.blocking_rules + settings.em_blocking_rules if b not in BLOCKING_RULES
+    ]
+    if unknown:
+        raise ValueError(
+            f"unknown comparison or blocking rule names: {unknown}; "
+            f"comparisons: {sorted(COMPARISONS)}, blocking rules: {sorted(BLOCKING_RULES)}"
+        )
+    comparisons = [
+        c for c in settings.comparisons if _both_usable(left, right, COMPARISON_COLUMNS[c])
+    ]
+    rules = [
+        b for b in settings.blocking_rules if _blocking_usable(left, right, BLOCKING_RULES[b][1])
+    ]
+    em_rules = [
+        b for b in settings.em_blocking_rules if _blocking_usable(left, right, BLOCKING_RULES[b][1])
+    ]
+    if not comparisons or not rules:
+        raise ValueError(
+            "no usable comparison or blocking rule: the two tables share no non-null "
+            f"identity field among {settings.comparisons}"
+        )
+    comparison_dicts = []
+    for name in comparisons:
+        levels = []
+        for i, (label, sql, m) in enumerate(COMPARISONS[name]):
+            level: dict = {"sql_condition": sql, "label_for_charts": label}
+            if i == 0:
+                level["is_null_level"] = True
+            elif m is not None:
+                level["m_probability"] = m
+            levels.append(level)
+        comparison_dicts.append(
+            {
+                "output_column_name": name,
+                "comparison_description": name,
+                "comparison_levels": levels,
+            }
+        )
+    n_left, n_right = max(len(left), 1), max(len(right), 1)
+    prior = min(0.5, settings.expected_match_share * min(n_left, n_right) / (n_left * n_right))
+    splink_settings = {
+        "link_type": "link_only",
+        "unique_id_column_name": "unique_id",
+        "comparisons": comparison_dicts,
+        "blocking_rules_to_generate_predictions": [
+            {"blocking_rule": BLOCKING_RULES[b][0]} for b in rules
+        ],
+        "probability_two_random_records_match": prior,
+        "max_iterations": settings.em_max_iterations,
+        "retain_matching_columns": False,
+        "retain_intermediate_calculation_columns": False,
+    }
+    return splink_settings, comparisons, rules, em_rules
+
+
+def register_for_splink(db_api, table: pd.DataFrame, name: str):
+    """Hand one table to Splink. Every record Splink ever sees passes through here."""
+    return db_api.register(table, dataset_display_name=name)
+
+
+LINK_COLUMNS = (
+    "unique_id",
+    "first_name",
+    "first_name_full",
+    "first_name_canon",
+    "last_name",
+    "last_name_first",
+    "last_name_last",
+    "first_name_sx",
+    "last_name_sx",
+    "dob",
+    "birth_year",
+    "birth_month",
+    "birth_day",
+    "sex",
+    "ssn",
+    "address",
+    "house_number",
+    "zip",
+    "block_id",
+    "other_id",
+)
+
+
+def link_tables(
+    left: pd.DataFrame, right: pd.DataFrame, settings: LinkSettings
+) -> tuple[pd.DataFrame, dict]:
+    """Score candidate pairs between two standardized tables (link only).
+
+    Parameters
+    ----------
+    left, right
+        Tables in the linkage schema (``unique_id`` unique within each table).
+    settings
+        Comparisons, blocking rules, training sizes, seed and DuckDB threads.
+
+    Returns
+    -------
+    (pairs, info)
+        ``pairs``: ``left_id, right_id, match_weight, match_probability`` for every blocked pair
+        at or above ``settings.threshold`` (sorted, so output is deterministic). ``info``: what
+        was used and the trained m/u parameters, with timings.
+    """
+    from splink import DuckDBAPI, Linker
+
+    started = time.perf_counter()
+    left = left.loc[:, list(LINK_COLUMNS)]
+    right = right.loc[:, list(LINK_COLUMNS)]
+    splink_settings, comparisons, rules, em_rules = build_settings(left, right, settings)
+    connection = duckdb.connect(config={"threads": int(settings.threads)})
+    db_api = DuckDBAPI(connection=connection)
+    sdf_left = register_for_splink(db_api, left, LEFT_NAME)
+    sdf_right = register_for_splink(db_api, right, RIGHT_NAME)
+    linker = Linker([sdf_left, sdf_right], splink_settings, log_level=logging.WARNING)
+
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=settings.u_max_pairs, seed=settings.seed
+    )
+    trained_rules = []
+    for rule in em_rules:
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                BLOCKING_RULES[rule][0],
+                estimate_without_term_frequencies=True,
+                max_pairs=settings.em_max_pairs,
+            )
+            trained_rules.append(rule)
+        except Exception as exc:  # too few pairs in a small source: keep the starting m values
+            log.warning("EM on blocking rule %s skipped: %s", rule, exc)
+    trained_at = time.perf_counter()
+
+    predictions = linker.inference.predict(
+        threshold_match_probability=settings.threshold, warning_mode="never"
+    )
+    scored = predictions.as_pandas_dataframe()
+    predicted_at = time.perf_counter()
+    left_is_l = scored["source_dataset_l"] == LEFT_NAME
+    pairs = pd.DataFrame(
+        {
+            "left_id": scored["unique_id_l"].where(left_is_l, scored["unique_id_r"]),
+            "right_id": scored["unique_id_r"].where(left_is_l, scored["unique_id_l"]),
+            "match_weight": scored["match_weight"].astype("float64"),
+            "match_probability": scored["match_probability"].astype("float64"),
+        }
+    )
+    pairs = pairs.sort_values(["right_id", "left_id"], kind="stable").reset_index(drop=True)
+    model = linker.misc.save_model_to_json() if hasattr(linker.misc, "save_model_to_json") else {}
+    info = {
+        "left_records": len(left),
+        "right_records": len(right),
+        "comparisons": comparisons,
+        "blocking_rules": rules,
+        "em_blocking_rules": trained_rules,
+        "pairs_scored_above_threshold": len(pairs),
+        "train_seconds": round(trained_at - started, 2),
+        "predict_seconds": round(predicted_at - trained_at, 2),
+        "model": _mu_summary(model),
+    }
+    connection.close()
+    return pairs, info
+
+
+def _mu_summary(model: dict) -> dict:
+    """Trained m and u per comparison level, from Splink's model JSON (for the log/report)."""
+    out = {}
+    for comparison in model.get("comparisons", []):
+        levels = []
+        for level in comparison.get("comparison_levels", []):
+            if level.get("is_null_level"):
+                continue
+            levels.append(
+                {
+                    "label": level.get("label_for_charts"),
+                    "m": level.get("m_probability"),
+                    "u": level.get("u_probability"),
+                }
+            )
+        out[comparison.get("output_column_name")] = levels
+    return out
+
+
+def _duplicate_of(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two right-hand records look like one person's duplicates.
+
+    They must agree on the given name (nickname-resolved, or Soundex), and on at least one of
+    date of birth, surname (Soundex) or identifier. Siblings (twins included) differ in the
+    given name, so their records are not taken as duplicates.
+    """
+
+    def same(column: str) -> bool:
+        x, y = a.get(column), b.get(column)
+        return bool(pd.notna(x) and pd.notna(y) and x == y)
+
+    first = same("first_name_canon") or same("first_name_sx")
+    other = same("dob") or same("last_name_sx") or same("ssn") or same("other_id")
+    return first and other
+
+
+def best_links(
+    pairs: pd.DataFrame,
+    threshold: float,
+    right: pd.DataFrame | None = None,
+    allow_right_duplicates: bool = True,
+) -> pd.DataFrame:
+    """One link per right-hand record, from scored pairs.
+
+    The left table (the census frame) is duplicate-free; the right one (a source) is not: one
+    person may have two CBP records. Links are chosen in two passes:
+
+    1. Greedy one-to-one: pairs at or above ``threshold`` in decreasing match weight (ties by
+       ids); a pair is kept when neither its record nor its person is linked yet. This is
+       :meth:`splink.Linker.clustering.cluster_using_single_best_links` with both sides
+       duplicate-free, done in pandas so the tie rule is ours and explicit.
+    2. Duplicates: a record left unlinked whose best candidate person already holds a record of
+       this source is linked to that person too when the two records look like duplicates of
+       one person (:func:`_duplicate_of`); otherwise it stays unlinked (better no link than a
+       sibling's).
+
+    Each record gets at most one person. A person gets at most one record, except for records
+    accepted as within-source duplicates.
+
+    Returns
+    -------
+    DataFrame ``left_id, right_id, match_probability, match_weight, link_pass`` sorted by
+    ``right_id``.
+    """
+    candidates = pairs.loc[pairs["match_probability"] >= threshold]
+    candidates = candidates.sort_values(
+        ["match_weight", "right_id", "left_id"], ascending=[False, True, True], kind="stable"
+    )
+    used_left: set[str] = set()
+    used_right: set[str] = set()
+    chosen = []
+    for row in candidates.itertuples(index=False):
+        if row.left_id in used_left or row.right_id in used_right:
+            continue
+        used_left.add(row.left_id)
+        used_right.add(row.right_id)
+        chosen.append((row.left_id, row.right_id, row.match_probability, row.match_weight, 1))
+    if allow_right_duplicates and right is not None and len(candidates):
+        record_of_person = {left_id: right_id for left_id, right_id, *_ in chosen}
+        by_id = right.set_index("unique_id")
+        rest = candidates.loc[~candidates["right_id"].isin(used_right)]
+        best = rest.drop_duplicates("right_id", keep="first")  # sorted by weight: best first
+        for row in best.itertuples(index=False):
+            holder = record_of_person.get(row.left_id)
+            if holder is None:
+                continue
+            if _duplicate_of(by_id.loc[row.right_id], by_id.loc[holder]):
+                chosen.append(
+                    (row.left_id, row.right_id, row.match_probability, row.match_weight, 2)
+                )
+    links = pd.DataFrame(
+        chosen, columns=["left_id", "right_id", "match_probability", "match_weight", "link_pass"]
+    )
+    return links.sort_values("right_id", kind="stable").reset_index(drop=True)
+
+
+def link_any(
+    left_raw: pd.DataFrame,
+    right_raw: pd.DataFrame,
+    left_fields: dict[str, str],
+    right_fields: dict[str, str],
+    settings: LinkSettings,
+    reference_date: str = "2020-04-01",
+    accept_synthetic_9xx: bool = True,
+) -> tuple[pd.DataFrame, dict]:
+    """Link any two tables, given how their columns map to the linkage fields.
+
+    Parameters
+    ----------
+    left_raw, right_raw
+        The tables as they come.
+    left_fields, right_fields
+        ``{linkage field: column}``; linkage fields: ``unique_id`` (required), ``first_name``,
+        ``last_name``, ``dob``, ``sex``, ``ssn``, ``address``, ``zip``, ``block_id``,
+        ``other_id``. A column may be a list of columns joined by spaces (e.g. street number
+        and street name): pass ``"col_a+col_b"``.
+    settings
+        As for :func:`link_tables`.
+
+    Returns
+    -------
+    (links, info)
+        ``links``: ``left_id, right_id, match_probability, match_weight, link_pass`` (one per
+        right record at most); ``info`` as from :func:`link_tables`.
+    """
+    left = standardize_identity(
+        _map_fields(left_raw, left_fields), "unique_id", reference_date, accept_synthetic_9xx
+    )
+    right = standardize_identity(
+        _map_fields(right_raw, right_fields), "unique_id", reference_date, accept_synthetic_9xx
+    )
+    pairs, info = link_tables(left, right, settings)
+    links = best_links(pairs, settings.threshold, right)
+    return links, info
+
+
+def _map_fields(table: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
+    if "unique_id" not in fields:
+        raise ValueError("the field mapping must name the unique_id column")
+    out = {}
+    for target, spec in fields.items():
+        parts = spec.split("+")
+        text = table[parts[0]].astype("string")
+        for part in parts[1:]:
+            text = text.str.cat(table[part].astype("string"), sep=" ", na_rep="").str.strip()
+        out[target] = text
+    return pd.DataFrame(out)

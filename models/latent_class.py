@@ -1,0 +1,465 @@
+"""Generic Bayesian latent-class model on count tables (PyMC 6).
+
+The core knows nothing of citizenship: it takes
+
+- per source (test, rater, register) a list of observed categories and, per class, a Dirichlet
+  prior over them (``alpha``);
+- a pattern dictionary: for each evidence pattern, the category code of every source;
+- groups (e.g. block x age group) with an optional age index and nested random-effect levels
+  (e.g. county, tract, block) for the class prior;
+- an exact table of ``(group, pattern, count)`` cells, and/or aggregated noisy tables
+  (``value ~ Normal(mu, mu (1 - p) + sigma^2)``) at coarser geography or coarser patterns.
+
+Every person has a latent class; per source the observed category is class-conditionally
+categorical and sources are independent given the class. The class is marginalised per cell in
+probability space (product of per-source probabilities per pattern, one log per cell), weighted by
+the cell count: ``sum_c n_c log sum_k pi_{g(c),k} prod_s theta_{s,k,x_{p(c),s}}``.
+
+Class prior: multinomial logit with the first class as reference:
+``eta_{g,k} = intercept_k + age_{a(g),k} + sum_levels sigma_{l,k} z_{l, idx_l(g), k}``
+(non-centred random effects; the age effect is a ``ZeroSumNormal`` beside the intercept, which
+the field notes found necessary for R-hat).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AggregateTable:
+    """A measured table over aggregation units (e.g. county x age) with known noise.
+
+    Parameters
+    ----------
+    name
+        Table name (from the measurements file).
+    group_unit
+        For every group, the unit it belongs to in this table (``-1``: not covered).
+    unit_labels
+        Labels of the units (e.g. ``(county_id, age_group)``).
+    row_unit, row_pattern
+        Per measured row: the unit and the (full or coarse) pattern code.
+    pattern_level
+        ``full`` or ``coarse``.
+    value, sigma
+        Measured (noisy) counts and the noise standard deviation (0 for exact).
+    """
+
+    name: str
+    group_unit: np.ndarray
+    unit_labels: list
+    row_unit: np.ndarray
+    row_pattern: np.ndarray
+    pattern_level: str
+    value: np.ndarray
+    sigma: np.ndarray
+
+
+@dataclass
+class LatentClassProblem:
+    """Everything the model needs (see the module docstring)."""
+
+    source_names: list[str]
+    categories: list[list[str]]
+    class_names: list[str]
+    pattern_codes: np.ndarray
+    alpha: list[np.ndarray]
+    n_groups: int
+    cell_group: np.ndarray
+    cell_pattern: np.ndarray
+    cell_count: np.ndarray
+    group_age: np.ndarray | None = None
+    age_labels: list[str] | None = None
+    levels: list[tuple[str, np.ndarray, list]] = field(default_factory=list)
+    group_population: np.ndarray | None = None
+    aggregates: list[AggregateTable] = field(default_factory=list)
+    # Coarse patterns: per source, the flag index of each category (0 = raises no flag);
+    # coarse_weights (n_coarse x 2^n_flags) maps "P(flags raised subset of G)" to P(coarse).
+    category_flags: list[np.ndarray] | None = None
+    coarse_weights: np.ndarray | None = None
+    coarse_labels: list[str] | None = None
+    prior_scales: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_patterns(self) -> int:
+        return int(self.pattern_codes.shape[0])
+
+    def validate(self) -> None:
+        """Check shapes (raises ``ValueError`` with what is wrong)."""
+        k = self.n_classes
+        if k < 2:
+            raise ValueError("need at least two classes")
+        if self.pattern_codes.shape[1] != len(self.source_names):
+            raise ValueError("pattern_codes must have one column per source")
+        for s, (cats, a) in enumerate(zip(self.categories, self.alpha, strict=True)):
+            if a.shape != (k, len(cats)):
+                raise ValueError(f"alpha of source {s} has shape {a.shape}, want {(k, len(cats))}")
+            if self.pattern_codes[:, s].max(initial=0) >= len(cats):
+                raise ValueError(f"pattern code out of range for source {self.source_names[s]}")
+        for name, arr in (("cell_group", self.cell_group), ("cell_pattern", self.cell_pattern)):
+            if len(arr) and (arr.min() < 0):
+                raise ValueError(f"{name} has negative entries")
+        if len(self.cell_group) and self.cell_group.max() >= self.n_groups:
+            raise ValueError("cell_group out of range")
+        if len(self.cell_pattern) and self.cell_pattern.max() >= self.n_patterns:
+            raise ValueError("cell_pattern out of range")
+
+
+# --------------------------------------------------------------------------------------------
+# Coarse-pattern algebra (shared by the PyMC graph and numpy prediction)
+
+
+def coarse_weight_matrix(n_flags: int, coarse_of_subset) -> tuple[np.ndarray, list[str]]:
+    """Linear map from ``S_G`` (prob. that only flags in G are raised) to P(coarse pattern).
+
+    ``S_G = prod_s P(flag(x_s) in G or none)``; the probability that exactly the flags ``F``
+    are raised is ``sum_{G subset F} (-1)^{|F|-|G|} S_G`` (inclusion-exclusion). Subsets are
+    bitmasks ``0 .. 2^n_flags - 1``.
+    """
+    subsets = range(2**n_flags)
+    labels: list[str] = []
+    exact_to_coarse = []
+    for mask in subsets:
+        c = coarse_of_subset(mask)
+        if c not in labels:
+            labels.append(c)
+        exact_to_coarse.append(labels.index(c))
+    weights = np.zeros((len(labels), 2**n_flags))
+    for f_mask in subsets:
+        for g_mask in subsets:
+            if g_mask & ~f_mask:
+                continue
+            sign = (-1) ** (bin(f_mask).count("1") - bin(g_mask).count("1"))
+            weights[exact_to_coarse[f_mask], g_mask] += sign
+    return weights, labels
+
+
+def _subset_masks(category_flags: np.ndarray, n_flags: int) -> np.ndarray:
+    """(2^n_flags, n_categories) 0/1: category allowed when only flags in G may be raised."""
+    out = np.zeros((2**n_flags, len(category_flags)))
+    for g in range(2**n_flags):
+        for c, f in enumerate(category_flags):
+            out[g, c] = 1.0 if f == 0 or (g >> (f - 1)) & 1 else 0.0
+    return out
+
+
+def n_flags_of(problem: LatentClassProblem) -> int:
+    return int(np.log2(problem.coarse_weights.shape[1]))
+
+
+# --------------------------------------------------------------------------------------------
+# PyMC model
+
+
+def build_model(problem: LatentClassProblem):
+    """The PyMC model of ``problem`` (returns ``pm.Model``)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    problem.validate()
+    k = problem.n_classes
+    scales = {
+        "intercept_mu": 0.0,
+        "intercept_sd": 2.5,
+        "age_sd": 1.0,
+        "level_sd": 1.0,
+        **problem.prior_scales,
+    }
+    coords = {"class": problem.class_names, "class_nonref": problem.class_names[1:]}
+    for s, name in enumerate(problem.source_names):
+        coords[f"cat_{name}"] = problem.categories[s]
+    if problem.group_age is not None:
+        coords["age"] = problem.age_labels
+    for name, _, labels in problem.levels:
+        coords[name] = [str(x) for x in labels]
+
+    with pm.Model(coords=coords) as model:
+        thetas = []
+        for s, name in enumerate(problem.source_names):
+            thetas.append(
+                pm.Dirichlet(f"theta_{name}", a=problem.alpha[s], dims=("class", f"cat_{name}"))
+            )
+        # Class-conditional probability of every observed pattern: product over sources.
+        codes = problem.pattern_codes
+        lik = thetas[0][:, codes[:, 0]].T
+        for s in range(1, len(thetas)):
+            lik = lik * thetas[s][:, codes[:, s]].T  # (n_patterns, k)
+
+        intercept = pm.Normal(
+            "intercept", scales["intercept_mu"], scales["intercept_sd"], dims="class_nonref"
+        )
+        eta = pt.zeros((problem.n_groups, k - 1)) + intercept[None, :]
+        if problem.group_age is not None:
+            age = pm.ZeroSumNormal(
+                "age_effect", sigma=scales["age_sd"], dims=("class_nonref", "age")
+            )
+            eta = eta + age.T[problem.group_age]
+        for name, idx, _ in problem.levels:
+            sd = scales.get(f"{name}_sd", scales["level_sd"])
+            sigma = pm.HalfNormal(f"sigma_{name}", sd, dims="class_nonref")
+            z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(name, "class_nonref"))
+            eta = eta + z[idx] * sigma[None, :]
+        # Softmax with the reference class at 0, in probability space.
+        full = pt.concatenate([pt.zeros((problem.n_groups, 1)), eta], axis=1)
+        full = full - pt.max(full, axis=1, keepdims=True)
+        expo = pt.exp(full)
+        pi = expo / pt.sum(expo, axis=1, keepdims=True)  # (n_groups, k)
+
+        if len(problem.cell_count):
+            mix = pt.sum(pi[problem.cell_group] * lik[problem.cell_pattern], axis=1)
+            # Counts as data, so a compiled model can be refitted on new counts (SBC).
+            counts = pm.Data("cell_count", problem.cell_count.astype("float64"))
+            pm.Potential("cells_loglik", pt.dot(counts, pt.log(mix)))
+
+        coarse = None
+        if problem.aggregates and problem.coarse_weights is not None:
+            n_flags = n_flags_of(problem)
+            s_g = None
+            for s in range(len(thetas)):
+                masks = _subset_masks(problem.category_flags[s], n_flags)  # (2^F, C_s)
+                term = pt.dot(thetas[s], masks.T)  # (k, 2^F)
+                s_g = term if s_g is None else s_g * term
+            coarse = pt.dot(problem.coarse_weights, s_g.T)  # (n_coarse, k)
+            coarse = pt.clip(coarse, 1e-12, 1.0)
+
+        for table in problem.aggregates:
+            covered = np.flatnonzero(table.group_unit >= 0)
+            n_units = len(table.unit_labels)
+            pop = problem.group_population[covered].astype("float64")
+            unit_pop = np.bincount(table.group_unit[covered], weights=pop, minlength=n_units)
+            weighted = pi[covered] * pop[:, None]
+            unit_pi = pt.zeros((n_units, k))[table.group_unit[covered]].inc(weighted)
+            unit_pi = unit_pi / np.maximum(unit_pop, 1.0)[:, None]
+            by_pattern = lik if table.pattern_level == "full" else coarse.T
+            p_row = pt.sum(unit_pi[table.row_unit] * by_pattern[table.row_pattern], axis=1)
+            p_row = pt.clip(p_row, 1e-12, 1.0)
+            n_row = unit_pop[table.row_unit]
+            exact = table.sigma <= 0
+            if exact.any():
+                e = np.flatnonzero(exact)
+                pm.Potential(
+                    f"{table.name}_exact_loglik",
+                    pt.dot(table.value[e].astype("float64"), pt.log(p_row[e])),
+                )
+            if (~exact).any():
+                g = np.flatnonzero(~exact)
+                mu = n_row[g] * p_row[g]
+                var = mu * (1.0 - p_row[g]) + table.sigma[g] ** 2 + 1e-6
+                pm.Potential(
+                    f"{table.name}_noisy_loglik",
+                    pt.sum(
+                        -0.5 * pt.log(2 * np.pi * var)
+                        - 0.5 * (table.value[g].astype("float64") - mu) ** 2 / var
+                    ),
+                )
+    return model
+
+
+def count_free_parameters(model) -> int:
+    """Number of unconstrained parameters."""
+    return int(sum(np.prod(v.shape) for v in model.initial_point().values()))
+
+
+def sample(
+    model,
+    sampler: str = "nutpie",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    cores: int = 2,
+    target_accept: float = 0.9,
+    seed: int = 0,
+    progressbar: bool = False,
+):
+    """Sample with nutpie or PyMC's NUTS; returns ``(DataTree, seconds)``."""
+    import pymc as pm
+
+    if sampler not in ("nutpie", "pymc"):
+        raise ValueError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
+    start = time.perf_counter()
+    with model:
+        kwargs = dict(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            target_accept=target_accept,
+            random_seed=seed,
+            progressbar=progressbar,
+            nuts_sampler=sampler,
+        )
+        if sampler == "pymc":
+            kwargs["cores"] = cores
+            kwargs["compute_convergence_checks"] = False
+        idata = pm.sample(**kwargs)
+    seconds = time.perf_counter() - start
+    log.info("sampled with %s in %.1f s", sampler, seconds)
+    return idata, seconds
+
+
+# --------------------------------------------------------------------------------------------
+# numpy mirror of the graph, for posterior prediction
+
+
+def stack_draws(idata, names: list[str]) -> dict[str, np.ndarray]:
+    """Posterior arrays of ``names`` with chain and draw stacked into a leading axis."""
+    post = idata["posterior"]
+    out = {}
+    for name in names:
+        if name in post:
+            arr = post[name].to_numpy()
+            out[name] = arr.reshape(-1, *arr.shape[2:])
+    return out
+
+
+def class_probs_np(problem: LatentClassProblem, draws: dict[str, np.ndarray], d: int) -> np.ndarray:
+    """``pi`` (n_groups x k) of draw ``d``."""
+    eta = np.zeros((problem.n_groups, problem.n_classes - 1)) + draws["intercept"][d][None, :]
+    if problem.group_age is not None:
+        eta = eta + draws["age_effect"][d].T[problem.group_age]
+    for name, idx, _ in problem.levels:
+        eta = eta + draws[f"z_{name}"][d][idx] * draws[f"sigma_{name}"][d][None, :]
+    full = np.concatenate([np.zeros((problem.n_groups, 1)), eta], axis=1)
+    full -= full.max(axis=1, keepdims=True)
+    expo = np.exp(full)
+    return expo / expo.sum(axis=1, keepdims=True)
+
+
+def pattern_lik_np(problem: LatentClassProblem, draws: dict[str, np.ndarray], d: int) -> np.ndarray:
+    """P(pattern | class) (n_patterns x k) of draw ``d``."""
+    lik = np.ones((problem.n_patterns, problem.n_classes))
+    for s, name in enumerate(problem.source_names):
+        lik *= draws[f"theta_{name}"][d][:, problem.pattern_codes[:, s]].T
+    return lik
+
+
+def coarse_probs_np(problem: LatentClassProblem, draws: dict[str, np.ndarray], d: int) -> np.ndarray:
+    """P(coarse pattern | class) (n_coarse x k) of draw ``d``."""
+    n_flags = n_flags_of(problem)
+    s_g = np.ones((problem.n_classes, 2**n_flags))
+    for s, name in enumerate(problem.source_names):
+        masks = _subset_masks(problem.category_flags[s], n_flags)
+        s_g *= draws[f"theta_{name}"][d] @ masks.T
+    return np.clip(problem.coarse_weights @ s_g.T, 0.0, 1.0)
+
+
+def parameter_names(problem: LatentClassProblem) -> list[str]:
+    names = [f"theta_{s}" for s in problem.source_names] + ["intercept"]
+    if problem.group_age is not None:
+        names.append("age_effect")
+    for name, _, _ in problem.levels:
+        names += [f"sigma_{name}", f"z_{name}"]
+    return names
+
+
+def multinomial_rows(rng: np.random.Generator, n: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """One multinomial draw per row (vectorised by conditional binomials)."""
+    n = np.asarray(n, dtype=np.int64)
+    out = np.zeros(probs.shape, dtype=np.int64)
+    remaining = n.copy()
+    left = np.ones(len(n))
+    for j in range(probs.shape[1] - 1):
+        p = np.clip(probs[:, j] / np.maximum(left, 1e-300), 0.0, 1.0)
+        out[:, j] = rng.binomial(remaining, p)
+        remaining -= out[:, j]
+        left -= probs[:, j]
+    out[:, -1] = remaining
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnostics and convenience entry point for any latent-class table
+
+
+def diagnostics(idata, var_names: list[str] | None = None) -> dict:
+    """Max R-hat (rank), min bulk/tail ESS over ``var_names`` and divergences."""
+    import arviz as az
+
+    post = idata["posterior"].to_dataset()
+    names = var_names or list(post.data_vars)
+    names = [n for n in names if n in post]
+    sub = post[names]
+    rhat = az.rhat(sub, method="rank")
+    ess_bulk = az.ess(sub, method="bulk")
+    ess_tail = az.ess(sub, method="tail")
+
+    def _agg(ds, fn):
+        vals = [float(fn(ds[v].to_numpy())) for v in ds.data_vars if ds[v].size]
+        vals = [v for v in vals if np.isfinite(v)]
+        return fn(np.array(vals)) if vals else float("nan")
+
+    divergences = 0
+    if "sample_stats" in idata.children and "diverging" in idata["sample_stats"]:
+        divergences = int(idata["sample_stats"]["diverging"].to_numpy().sum())
+    return {
+        "max_rhat": float(_agg(rhat, np.nanmax)),
+        "min_ess_bulk": float(_agg(ess_bulk, np.nanmin)),
+        "min_ess_tail": float(_agg(ess_tail, np.nanmin)),
+        "divergences": divergences,
+    }
+
+
+def problem_from_table(
+    table: pd.DataFrame,
+    source_columns: list[str],
+    count_column: str,
+    class_names: list[str],
+    alpha: dict[str, np.ndarray] | None = None,
+    group_column: str | None = None,
+    categories: dict[str, list] | None = None,
+    prior_scales: dict | None = None,
+) -> LatentClassProblem:
+    """A problem from any ``(group, pattern, count)`` table, e.g. diagnostic-test data.
+
+    Groups (if ``group_column``) get a random effect on the class prior; without a group column
+    all rows share one class prior.
+    """
+    table = table.loc[table[count_column] > 0].reset_index(drop=True)
+    cats = {c: list((categories or {}).get(c, sorted(table[c].unique()))) for c in source_columns}
+    pats = table[source_columns].drop_duplicates().reset_index(drop=True)
+    codes = np.column_stack([pats[c].map({v: i for i, v in enumerate(cats[c])}) for c in source_columns])
+    key = table[source_columns].merge(pats.reset_index(), on=source_columns, how="left")["index"]
+    k = len(class_names)
+    alphas = [
+        np.asarray(alpha[c], dtype=float) if alpha and c in alpha else np.ones((k, len(cats[c])))
+        for c in source_columns
+    ]
+    levels = []
+    if group_column is not None:
+        labels, idx = np.unique(table[group_column].to_numpy(), return_inverse=True)
+        n_groups = len(labels)
+        levels = [("group", np.arange(n_groups), list(labels))]
+        cell_group = idx
+    else:
+        n_groups = 1
+        cell_group = np.zeros(len(table), dtype=np.int64)
+    return LatentClassProblem(
+        source_names=[str(c) for c in source_columns],
+        categories=[list(map(str, cats[c])) for c in source_columns],
+        class_names=class_names,
+        pattern_codes=codes.astype(np.int64),
+        alpha=alphas,
+        n_groups=n_groups,
+        cell_group=cell_group.astype(np.int64),
+        cell_pattern=key.to_numpy().astype(np.int64),
+        cell_count=table[count_column].to_numpy().astype(np.int64),
+        levels=levels,
+        prior_scales=prior_scales or {},
+    )
+
+
+def all_patterns(categories: list[list[str]]) -> np.ndarray:
+    """Every combination of category codes (for small problems and tests)."""
+    return np.array(list(itertools.product(*[range(len(c)) for c in categories])), dtype=np.int64)

@@ -1,0 +1,393 @@
+"""The citizenship model of this pipeline: measurements -> latent-class problem -> block draws.
+
+Reads only what the privacy stage publishes to the model (``privacy/measurements.parquet``,
+``privacy/public_counts.parquet``) and the pattern dictionary (``model/patterns.parquet``).
+
+Classes: ``native_citizen`` (reference), ``naturalized``, ``noncitizen`` (LPR, temporary and
+unauthorized together). Citizens = native + naturalized.
+
+Priors that identify the classes (Dirichlet pseudo-counts per source, class and label; levels
+``high``/``mid``/``low`` from config ``model.prior``):
+
+- ``citizen`` evidence (Numident, passport, ACS "born citizen"): high for native-born, mid for
+  naturalized (Numident updates, passports after naturalization), low for noncitizens
+  (a passport never belongs to a noncitizen; only false links or misreports give one);
+- ``naturalized`` evidence (USCIS naturalizations, ACS): high for the naturalized class only,
+  low otherwise — this is what names the naturalized class;
+- recent ``noncitizen`` evidence (Numident after the stale cutoff, CBP/ICE, ITIN, ACS): high for
+  noncitizens, mid for naturalized (records go stale), low for native-born;
+- stale Numident ``noncitizen`` (before the cutoff year): high for naturalized (people who
+  got an SSN as noncitizens decades ago have often naturalized), mid for noncitizens, low for
+  native-born;
+- ``lpr`` (USCIS LPR grants): mid for naturalized and noncitizens (every naturalized person was
+  an LPR first), low for native-born;
+- ``unknown``, low-confidence links and ``none`` (no link): mid everywhere (no direction).
+
+The numbers are pseudo-counts, so on ~150k persons the data dominate; they only break the
+label symmetry and keep sparse tiny-scenario cells sensible.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from models.latent_class import (
+    AggregateTable,
+    LatentClassProblem,
+    class_probs_np,
+    coarse_probs_np,
+    coarse_weight_matrix,
+    multinomial_rows,
+    pattern_lik_np,
+    stack_draws,
+)
+from models.tabulate import COARSE_PATTERNS, FLAGS, NONE, category_flag, coarse_of_flags
+from pipeline_common.ages import adult_age_groups
+from pipeline_common.errors import InputError, require_columns
+
+log = logging.getLogger(__name__)
+
+SOURCES = [
+    "ssa_numident",
+    "uscis_naturalizations",
+    "uscis_lpr",
+    "cbp_ice",
+    "state_passports",
+    "irs_itin",
+    "acs",
+]
+CLASSES = ["native_citizen", "naturalized", "noncitizen"]
+CITIZEN_CLASSES = (0, 1)
+
+# Plausibility of a label's base category for each class (see the module docstring).
+_PLAUSIBILITY = {
+    "citizen": ("high", "mid", "low"),
+    "naturalized": ("low", "high", "low"),
+    "noncitizen": ("low", "mid", "high"),
+    "noncitizen_old": ("low", "high", "mid"),
+    "lpr": ("low", "mid", "mid"),
+    "unknown": ("mid", "mid", "mid"),
+}
+
+
+def label_prior(label: str, levels: dict[str, float]) -> np.ndarray:
+    """Dirichlet pseudo-counts of one source label for each class."""
+    if label == NONE or label.endswith("_lo"):
+        return np.full(len(CLASSES), levels["mid"])
+    base = label.removesuffix("_hi")
+    base = base if base in _PLAUSIBILITY else base.split("_")[0]
+    plaus = _PLAUSIBILITY.get(base, ("mid", "mid", "mid"))
+    return np.array([levels[p] for p in plaus])
+
+
+def _age_bounds_labels(public: pd.DataFrame, age_labels: list[str]) -> list[str]:
+    extra = sorted(set(public["age_group"].astype(str)) - set(age_labels))
+    if extra:
+        raise InputError(
+            "privacy/public_counts.parquet",
+            "age_group",
+            f"age groups {extra} are not in config age_groups {age_labels}",
+            "run the privacy stage with the same age_groups",
+        )
+    return age_labels
+
+
+def build_problem(
+    measurements: pd.DataFrame,
+    public_counts: pd.DataFrame,
+    patterns: pd.DataFrame,
+    model_config: dict,
+    age_labels: list[str],
+) -> tuple[LatentClassProblem, dict]:
+    """The latent-class problem of this pipeline plus the lookup tables prediction needs."""
+    require_columns(
+        measurements,
+        ["table", "geo_level", "geo_id", "age_group", "pattern_level", "pattern_id", "value", "sigma"],
+        "privacy/measurements.parquet",
+    )
+    require_columns(
+        public_counts,
+        ["block_id", "tract_id", "county_id", "age_group", "population"],
+        "privacy/public_counts.parquet",
+    )
+    src_cols = [f"src_{s}" for s in SOURCES]
+    require_columns(patterns, ["pattern_id", "coarse_pattern_id", *src_cols], "model/patterns.parquet")
+    age_labels = _age_bounds_labels(public_counts, age_labels)
+    levels_cfg = model_config["prior"]
+
+    # Groups: block x age group, from the public counts (population > 0).
+    public = public_counts.copy()
+    public["age_group"] = public["age_group"].astype(str)
+    public = public.loc[public["population"] > 0]
+    public = public.sort_values(["county_id", "tract_id", "block_id", "age_group"]).reset_index(
+        drop=True
+    )
+    groups = public[["block_id", "tract_id", "county_id", "age_group", "population"]]
+    group_key = pd.MultiIndex.from_frame(groups[["block_id", "age_group"]])
+    group_age = groups["age_group"].map({a: i for i, a in enumerate(age_labels)}).to_numpy()
+    levels = []
+    for level, col in (("county", "county_id"), ("tract", "tract_id"), ("block", "block_id")):
+        if level in model_config["levels"]:
+            labels, idx = np.unique(groups[col].to_numpy(), return_inverse=True)
+            levels.append((level, idx.astype(np.int64), list(labels)))
+
+    # Per-source categories (none first) and pattern codes.
+    pats = patterns.sort_values("pattern_id").reset_index(drop=True)
+    categories = []
+    codes = np.zeros((len(pats), len(SOURCES)), dtype=np.int64)
+    from models.tabulate import label_order
+
+    for s, col in enumerate(src_cols):
+        cats = sorted(set(pats[col].astype(str)) | {NONE}, key=label_order)
+        categories.append(cats)
+        codes[:, s] = pats[col].astype(str).map({c: i for i, c in enumerate(cats)}).to_numpy()
+    alpha = [np.stack([label_prior(c, levels_cfg) for c in cats], axis=1) for cats in categories]
+    pattern_index = pd.Series(np.arange(len(pats)), index=pats["pattern_id"].to_numpy())
+
+    # Coarse algebra: flag index per category (0 = none), weights over flag subsets.
+    category_flags = [
+        np.array([0 if category_flag(c) == NONE else 1 + FLAGS.index(category_flag(c)) for c in cats])
+        for cats in categories
+    ]
+
+    def coarse_of_mask(mask: int) -> str:
+        return coarse_of_flags({f for i, f in enumerate(FLAGS) if (mask >> i) & 1})
+
+    weights, labels = coarse_weight_matrix(len(FLAGS), coarse_of_mask)
+    order = [labels.index(c) for c in COARSE_PATTERNS]
+    coarse_weights = weights[order]
+
+    m = measurements.copy()
+    m["age_group"] = m["age_group"].astype(str)
+    exact_block_full = (m["geo_level"] == "block") & (m["pattern_level"] == "full") & (m["sigma"] <= 0)
+    cells = m.loc[exact_block_full & (m["value"] > 0)]
+    gidx = group_key.get_indexer(pd.MultiIndex.from_frame(cells[["geo_id", "age_group"]]))
+    if (gidx < 0).any():
+        bad = cells.loc[gidx < 0].iloc[0]
+        raise InputError(
+            "privacy/measurements.parquet",
+            "geo_id, age_group",
+            f"block {bad['geo_id']} age {bad['age_group']} has counts but no public population",
+            "rebuild privacy/public_counts.parquet from the same frame",
+        )
+    pidx = pattern_index.reindex(cells["pattern_id"].to_numpy()).to_numpy()
+    if np.isnan(pidx).any():
+        raise InputError(
+            "privacy/measurements.parquet",
+            "pattern_id",
+            "pattern ids absent from model/patterns.parquet",
+            "rebuild measurements from the current model/patterns.parquet",
+        )
+
+    aggregates = []
+    for name, table in m.loc[~exact_block_full].groupby("table", sort=True):
+        geo_level = table["geo_level"].iloc[0]
+        level = table["pattern_level"].iloc[0]
+        if table["geo_level"].nunique() != 1 or table["pattern_level"].nunique() != 1:
+            raise InputError(
+                "privacy/measurements.parquet",
+                "table",
+                f"table {name} mixes geo or pattern levels",
+                "give each table one geo_level and one pattern_level",
+            )
+        geo_col = {"block": "block_id", "county": "county_id"}.get(geo_level)
+        if geo_col is None:
+            raise InputError(
+                "privacy/measurements.parquet", "geo_level", f"unknown {geo_level!r}", "use block or county"
+            )
+        unit_of_group = pd.MultiIndex.from_frame(groups[[geo_col, "age_group"]])
+        units = unit_of_group.unique()
+        group_unit = units.get_indexer(unit_of_group)
+        row_unit = units.get_indexer(pd.MultiIndex.from_frame(table[["geo_id", "age_group"]]))
+        keep = row_unit >= 0  # a unit with no public population measures nothing
+        if level == "full":
+            row_pattern = pattern_index.reindex(table["pattern_id"].to_numpy()).to_numpy()
+        else:
+            row_pattern = table["pattern_id"].to_numpy().astype(float)
+            row_pattern[(row_pattern < 0) | (row_pattern >= len(COARSE_PATTERNS))] = np.nan
+        keep &= ~np.isnan(row_pattern)
+        aggregates.append(
+            AggregateTable(
+                name=str(name),
+                group_unit=group_unit.astype(np.int64),
+                unit_labels=list(units),
+                row_unit=row_unit[keep].astype(np.int64),
+                row_pattern=row_pattern[keep].astype(np.int64),
+                pattern_level=level,
+                value=table["value"].to_numpy()[keep].astype(np.int64),
+                sigma=table["sigma"].to_numpy()[keep].astype(float),
+            )
+        )
+
+    problem = LatentClassProblem(
+        source_names=list(SOURCES),
+        categories=categories,
+        class_names=list(CLASSES),
+        pattern_codes=codes,
+        alpha=alpha,
+        n_groups=len(groups),
+        cell_group=gidx.astype(np.int64),
+        cell_pattern=pidx.astype(np.int64),
+        cell_count=cells["value"].to_numpy().astype(np.int64),
+        group_age=group_age.astype(np.int64),
+        age_labels=list(age_labels),
+        levels=levels,
+        group_population=groups["population"].to_numpy().astype(np.int64),
+        aggregates=aggregates,
+        category_flags=category_flags,
+        coarse_weights=coarse_weights,
+        coarse_labels=list(COARSE_PATTERNS),
+        prior_scales=dict(model_config.get("prior_scales", {})),
+    )
+    problem.validate()
+    lookup = {"groups": groups, "adult": set(adult_age_groups_from_labels(age_labels))}
+    log.info(
+        "problem: %d groups, %d exact cells, %d aggregate tables (%s), %d patterns",
+        problem.n_groups,
+        len(problem.cell_count),
+        len(aggregates),
+        ", ".join(f"{a.name}:{len(a.value)}" for a in aggregates),
+        problem.n_patterns,
+    )
+    return problem, lookup
+
+
+def adult_age_groups_from_labels(labels: list[str]) -> list[str]:
+    """Labels whose lower bound is at least 18 (parsed from ``lo-hi`` / ``lo+``)."""
+    bounds = [int(lab.split("-")[0].rstrip("+")) for lab in labels]
+    return adult_age_groups(bounds)
+
+
+def predict_blocks(
+    problem: LatentClassProblem,
+    lookup: dict,
+    idata,
+    rng: np.random.Generator,
+    n_draws: int | None = None,
+) -> pd.DataFrame:
+    """Posterior predictive block counts ``draw, block_id, citizens, noncitizens, cvap``.
+
+    Per posterior draw: with an exact block table, per cell the class membership probabilities
+    ``pi_{g,k} P(pattern | k)`` normalised, then a multinomial of the cell count. With a noisy
+    coarse block table, the unknown true coarse counts are drawn first: per block x age x coarse
+    pattern, the model's prior ``Normal(N q, N q (1 - q))`` combined with the measurement
+    ``Normal(value, sigma^2)`` (precision weighting), clipped at 0 and rescaled to the public
+    population by largest remainders; then a multinomial by class membership given the coarse
+    pattern. Without any block table, a multinomial of the public population by ``pi``.
+    """
+    from models.latent_class import parameter_names
+
+    draws = stack_draws(idata, parameter_names(problem))
+    total = next(iter(draws.values())).shape[0]
+    n_draws = total if not n_draws else min(n_draws, total)
+    chosen = np.linspace(0, total - 1, n_draws).round().astype(int)
+    groups = lookup["groups"]
+    blocks, group_block = np.unique(groups["block_id"].to_numpy(), return_inverse=True)
+    group_adult = groups["age_group"].isin(lookup["adult"]).to_numpy()
+    pop = problem.group_population
+    block_tables = [a for a in problem.aggregates if len(a.unit_labels) == problem.n_groups]
+    coarse_block = next((a for a in block_tables if a.pattern_level == "coarse"), None)
+    use_cells = len(problem.cell_count) > 0
+    cit = list(CITIZEN_CLASSES)
+    frames = []
+    for out_d, d in enumerate(chosen):
+        pi = class_probs_np(problem, draws, d)
+        if use_cells:
+            lik = pattern_lik_np(problem, draws, d)
+            r = pi[problem.cell_group] * lik[problem.cell_pattern]
+            r /= r.sum(axis=1, keepdims=True)
+            by_class = multinomial_rows(rng, problem.cell_count, r)
+            unit_group = problem.cell_group
+        elif coarse_block is not None:
+            q_ck = coarse_probs_np(problem, draws, d)  # (n_coarse, k)
+            n_coarse = q_ck.shape[0]
+            unit_group = np.arange(problem.n_groups)
+            # Unit of each group in the block table (one unit per group).
+            group_of_unit = np.empty(problem.n_groups, dtype=np.int64)
+            group_of_unit[coarse_block.group_unit] = np.arange(problem.n_groups)
+            q = pi @ q_ck.T  # (groups, coarse)
+            prior_mean = pop[:, None] * q
+            prior_var = np.maximum(pop[:, None] * q * (1 - q), 0.25)
+            y = np.full((problem.n_groups, n_coarse), np.nan)
+            s2 = np.full((problem.n_groups, n_coarse), np.inf)
+            g_rows = group_of_unit[coarse_block.row_unit]
+            y[g_rows, coarse_block.row_pattern] = coarse_block.value
+            s2[g_rows, coarse_block.row_pattern] = np.maximum(coarse_block.sigma, 1e-9) ** 2
+            measured = ~np.isnan(y)
+            post_var = np.where(measured, 1 / (1 / prior_var + 1 / s2), prior_var)
+            post_mean = np.where(
+                measured, post_var * (prior_mean / prior_var + np.nan_to_num(y) / s2), prior_mean
+            )
+            true_counts = np.clip(post_mean + np.sqrt(post_var) * rng.standard_normal(y.shape), 0, None)
+            counts = _rescale_rows(true_counts, pop)
+            # Class membership given the coarse pattern: pi_k P(c | k), normalised.
+            r = pi[:, None, :] * q_ck[None, :, :]
+            r /= np.maximum(r.sum(axis=2, keepdims=True), 1e-300)
+            by_class = multinomial_rows(
+                rng, counts.reshape(-1), r.reshape(-1, problem.n_classes)
+            ).reshape(problem.n_groups, n_coarse, -1).sum(axis=1)
+        else:
+            unit_group = np.arange(problem.n_groups)
+            by_class = multinomial_rows(rng, pop, pi)
+        citizens_unit = by_class[:, cit].sum(axis=1)
+        noncit_unit = by_class.sum(axis=1) - citizens_unit
+        blk = group_block[unit_group]
+        adult = group_adult[unit_group]
+        nb = len(blocks)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "draw": out_d,
+                    "block_id": blocks,
+                    "citizens": np.bincount(blk, weights=citizens_unit, minlength=nb),
+                    "noncitizens": np.bincount(blk, weights=noncit_unit, minlength=nb),
+                    "cvap": np.bincount(blk, weights=citizens_unit * adult, minlength=nb),
+                }
+            )
+        )
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("draw", "citizens", "noncitizens", "cvap"):
+        out[col] = out[col].round().astype(np.int64)
+    return out
+
+
+def _rescale_rows(values: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """Integer rows proportional to ``values`` summing to ``totals`` (largest remainders)."""
+    sums = values.sum(axis=1, keepdims=True)
+    share = np.where(sums > 0, values / np.where(sums > 0, sums, 1), 1.0 / values.shape[1])
+    exact = share * totals[:, None]
+    base = np.floor(exact).astype(np.int64)
+    short = totals - base.sum(axis=1)
+    order = np.argsort(-(exact - base), axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(values.shape[1])[None, :].repeat(len(values), 0), 1)
+    return base + (ranks < short[:, None]).astype(np.int64)
+
+
+def source_behaviour(problem: LatentClassProblem, idata) -> dict:
+    """Per source and class: posterior mean and 90% interval of each category's probability."""
+    out: dict = {}
+    post = idata["posterior"]
+    for s, name in enumerate(problem.source_names):
+        arr = post[f"theta_{name}"].to_numpy()
+        arr = arr.reshape(-1, *arr.shape[2:])  # (draws, k, C)
+        out[name] = {
+            cls: {
+                cat: {
+                    "mean": float(arr[:, k, c].mean()),
+                    "lo90": float(np.quantile(arr[:, k, c], 0.05)),
+                    "hi90": float(np.quantile(arr[:, k, c], 0.95)),
+                }
+                for c, cat in enumerate(problem.categories[s])
+            }
+            for k, cls in enumerate(problem.class_names)
+        }
+    return out
+
+
+def top_parameters(problem: LatentClassProblem) -> list[str]:
+    """The hierarchy's top parameters (for ESS/s comparisons)."""
+    return ["intercept", "age_effect", *[f"sigma_{n}" for n, _, _ in problem.levels]]

@@ -1,0 +1,709 @@
+"""One function per report figure; each returns a matplotlib Figure (or None without data).
+
+All figures use :mod:`reports.style` (fonts, Okabe-Ito palette, page-width sizes) and label
+their axes with units. Captions live in the template, beside the figure, and say what the
+reader should see.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.collections import PatchCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import PercentFormatter
+
+from reports.style import (
+    FULL,
+    HALF,
+    METHOD_COLOURS,
+    METHOD_LABELS,
+    PALETTE,
+    TALL,
+    TEXT_WIDTH_IN,
+    UNCERTAINTY_CMAP,
+    new_figure,
+    report_style,
+)
+from reports.summaries import STATUS_LABELS, source_label
+
+PERCENT = PercentFormatter(xmax=1.0, decimals=0)
+
+
+def _method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method.replace("_", " "))
+
+
+# ---------------------------------------------------------------- sources and linkage
+
+
+def source_records(sources: pd.DataFrame) -> Figure | None:
+    """Records held, withheld by policy, and linked to the census frame, per source."""
+    table = sources.dropna(subset=["records"])
+    if table.empty:
+        return None
+    table = table.iloc[::-1]
+    y = np.arange(len(table))
+    fig, ax = new_figure((TEXT_WIDTH_IN, 0.42 * len(table) + 1.0))
+    bar = 0.27
+    series = (
+        ("records", "records held", PALETTE["grey"], bar),
+        ("linked", "linked to the frame", PALETTE["blue"], 0),
+        ("withheld", "withheld by policy", PALETTE["vermillion"], -bar),
+    )
+    for column, label, colour, offset in series:
+        values = table[column].fillna(0).astype(float).to_numpy()
+        ax.barh(
+            y + offset, np.where(values > 0, values, np.nan), height=bar, color=colour, label=label
+        )
+        for yi, value in zip(y + offset, values, strict=True):
+            if value > 0:
+                ax.text(value * 1.08, yi, f"{int(value):,}", va="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yticks(y, table["Source"])
+    ax.set_xlabel("records (log scale)")
+    ax.set_xlim(right=ax.get_xlim()[1] * 4)
+    fig.legend(loc="outside upper center", ncols=3)
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def linkage_quality(sources: pd.DataFrame) -> Figure | None:
+    """Precision and recall of each source's links against the synthetic truth."""
+    table = sources.dropna(subset=["precision", "recall"], how="all")
+    if table.empty:
+        return None
+    table = table.iloc[::-1]
+    y = np.arange(len(table))
+    fig, ax = new_figure((HALF[0] * 1.2, 0.32 * len(table) + 1.0))
+    ax.hlines(y, table[["precision", "recall"]].min(axis=1), 1.0, color="#CCCCCC", lw=1)
+    ax.plot(table["precision"], y, "o", color=PALETTE["blue"], label="precision")
+    ax.plot(table["recall"], y, "D", color=PALETTE["orange"], label="recall")
+    ax.set_yticks(y, table["Source"])
+    lowest = float(np.nanmin(table[["precision", "recall"]].to_numpy()))
+    ax.set_xlim(max(0.0, lowest - 0.05), 1.005)
+    ax.xaxis.set_major_formatter(PERCENT)
+    ax.set_xlabel("share of links (precision) or of true records (recall)")
+    fig.legend(loc="outside upper center", ncols=2)
+    return fig
+
+
+def recall_by_status(recall: pd.DataFrame) -> Figure | None:
+    """Heat map of recall by source (rows) and true status class (columns), annotated."""
+    if recall.empty:
+        return None
+    grid = recall.pivot_table(index="source", columns="status", values="recall")
+    from reports.data import SOURCES
+
+    grid = grid.reindex(
+        [s for s in SOURCES if s in grid.index] + [s for s in grid.index if s not in SOURCES]
+    )
+    order = [s for s in STATUS_LABELS if s in grid.columns]
+    grid = grid[order + [c for c in grid.columns if c not in order]]
+    fig, ax = new_figure((TEXT_WIDTH_IN, 0.36 * len(grid) + 1.3))
+    image = ax.imshow(grid.to_numpy(), cmap=UNCERTAINTY_CMAP, vmin=0, vmax=1, aspect="auto")
+    for (i, j), value in np.ndenumerate(grid.to_numpy()):
+        if np.isfinite(value):
+            ax.text(
+                j,
+                i,
+                f"{value:.0%}",
+                ha="center",
+                va="center",
+                fontsize=7.5,
+                color="white" if value < 0.55 else "black",
+            )
+    ax.set_xticks(
+        range(grid.shape[1]),
+        [STATUS_LABELS.get(c, c).replace(" ", "\n", 1) for c in grid.columns],
+    )
+    ax.set_yticks(range(grid.shape[0]), [source_label(s) for s in grid.index])
+    ax.grid(False)
+    ax.set_xlabel("true status class (known only because the data are synthetic)")
+    bar = fig.colorbar(image, ax=ax, shrink=0.9, format=PERCENT)
+    bar.set_label("recall")
+    return fig
+
+
+def match_probabilities(
+    probabilities: pd.DataFrame | None, histograms: dict[str, dict] | None = None
+) -> Figure | None:
+    """Match probability of accepted links, one panel per source.
+
+    With the evaluation's histograms (``{edges, true_links, false_links}``) the bars are split
+    into correct (blue) and false (vermillion) links; otherwise all links from
+    ``linkage/links.parquet`` are shown in one colour.
+    """
+    histograms = histograms or {}
+    if histograms:
+        sources = list(histograms)
+    elif probabilities is not None and not probabilities.empty:
+        sources = list(dict.fromkeys(probabilities["source"]))
+    else:
+        return None
+    cols = 4
+    rows = math.ceil(len(sources) / cols)
+    fig, axes = new_figure(
+        (TEXT_WIDTH_IN, 1.5 * rows + 0.7), nrows=rows, ncols=cols, sharex=True, squeeze=False
+    )
+    for ax, source in zip(axes.flat, sources, strict=False):
+        if source in histograms:
+            hist = histograms[source]
+            edges = np.asarray(hist["edges"], dtype=float)
+            true_links = np.asarray(hist["true_links"], dtype=float)
+            false_links = np.asarray(hist["false_links"], dtype=float)
+            widths = np.diff(edges)
+            ax.bar(
+                edges[:-1],
+                true_links,
+                widths,
+                align="edge",
+                color=PALETTE["blue"],
+                label="correct links",
+            )
+            # False links as an outline on the same axis (not stacked: stacking on a log axis
+            # would exaggerate them).
+            ax.stairs(false_links, edges, color=PALETTE["vermillion"], lw=1.3, label="false links")
+            total = true_links.sum() + false_links.sum()
+            detail = f"{int(total):,} links, {false_links.sum() / max(total, 1):.1%} false"
+        else:
+            values = probabilities.loc[probabilities["source"] == source, "match_probability"]
+            ax.hist(values.clip(0, 1), bins=np.linspace(0, 1, 26), color=PALETTE["blue"])
+            below = float((values < 0.9).mean()) if len(values) else 0.0
+            detail = f"{len(values):,} links, {below:.1%} below 0.9"
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_title(f"{source_label(source)}\n{detail}", fontsize=7.5, fontweight="normal")
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(sources) :]:
+        ax.set_visible(False)
+    if histograms:
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper center", ncols=2)
+    fig.supxlabel("match probability of the accepted link", fontsize=8.5)
+    fig.supylabel("links (log scale)", fontsize=8.5)
+    return fig
+
+
+# ---------------------------------------------------------------- model
+
+
+def pick_rank_variables(
+    posterior_ds, limit: int = 6, preferred: list[str] | None = None
+) -> list[str]:
+    """Variables for rank plots, at most ``limit`` panels: the model's named top-level
+    parameters first (``preferred``), then the smallest remaining ones."""
+    sizes = {}
+    for name, var in posterior_ds.data_vars.items():
+        extra = [d for d in var.dims if d not in ("chain", "draw")]
+        sizes[name] = int(np.prod([var.sizes[d] for d in extra])) if extra else 1
+    order = [n for n in (preferred or []) if n in sizes]
+    order += [n for n in sorted(sizes, key=lambda n: (sizes[n], n)) if n not in order]
+    chosen, panels = [], 0
+    for name in order:
+        if panels + sizes[name] > limit:
+            continue
+        chosen.append(name)
+        panels += sizes[name]
+    return chosen
+
+
+def rank_plot(posterior, limit: int = 6, preferred: list[str] | None = None) -> Figure | None:
+    """ArviZ rank (Delta-ECDF) plots of the model's top-level parameters, chain by chain."""
+    if posterior is None or "posterior" not in posterior.children:
+        return None
+    import arviz_plots as azp
+
+    ds = posterior["posterior"].to_dataset()
+    names = pick_rank_variables(ds, limit, preferred)
+    if not names:
+        return None
+    panels = sum(
+        int(np.prod([ds[n].sizes[d] for d in ds[n].dims if d not in ("chain", "draw")]))
+        for n in names
+    )
+    with report_style():
+        collection = azp.plot_rank(
+            posterior,
+            var_names=names,
+            backend="matplotlib",
+            col_wrap=3,
+            figure_kwargs={
+                "figsize": (TEXT_WIDTH_IN, 1.9 * math.ceil(panels / 3)),
+                "layout": "constrained",
+            },
+        )
+    fig = collection.viz["figure"].item()
+    for ax in fig.axes:
+        ax.tick_params(labelsize=7)
+        ax.title.set_fontsize(8)
+    return fig
+
+
+def convergence(posterior) -> tuple[Figure | None, dict]:
+    """Histograms of R-hat and bulk ESS over every posterior parameter, and their extremes."""
+    if posterior is None or "posterior" not in posterior.children:
+        return None, {}
+    import arviz as az
+
+    def flat(tree) -> np.ndarray:
+        ds = tree["posterior"].to_dataset() if "posterior" in tree.children else tree.to_dataset()
+        return np.concatenate([np.ravel(v.values) for v in ds.data_vars.values()])
+
+    rhat = flat(az.rhat(posterior))
+    ess = flat(az.ess(posterior, method="bulk"))
+    fig, (left, right) = new_figure(FULL, ncols=2)
+    left.hist(rhat[np.isfinite(rhat)], bins=30, color=PALETTE["blue"])
+    left.axvline(1.01, color=PALETTE["vermillion"], ls="--", lw=1, label="1.01 threshold")
+    left.set_xlabel("rank-normalized split R-hat")
+    left.set_ylabel("parameters")
+    left.legend()
+    right.hist(ess[np.isfinite(ess)], bins=30, color=PALETTE["green"])
+    right.axvline(400, color=PALETTE["vermillion"], ls="--", lw=1, label="400 draws")
+    right.set_xlabel("bulk effective sample size (draws)")
+    right.set_ylabel("parameters")
+    right.legend()
+    stats = {
+        "parameters": int(rhat.size),
+        "max_rhat": float(np.nanmax(rhat)),
+        "min_ess_bulk": float(np.nanmin(ess)),
+        "share_rhat_over_1_01": float(np.mean(rhat > 1.01)),
+    }
+    return fig, stats
+
+
+def source_behaviour(behaviour: pd.DataFrame) -> Figure | None:
+    """Estimated source behaviour (posterior mean, 90% interval) against the generating value."""
+    table = behaviour.dropna(subset=["mean"])
+    if table.empty:
+        return None
+    table = table.iloc[::-1]
+    y = np.arange(len(table))
+    table = table.astype({"lo90": float, "hi90": float, "truth": float})
+    fig, ax = new_figure((TEXT_WIDTH_IN, 0.42 * len(table) + 1.1))
+    if table["lo90"].notna().any():
+        ax.hlines(
+            y,
+            table["lo90"],
+            table["hi90"],
+            color=PALETTE["blue"],
+            lw=2.2,
+            label="posterior 90% interval",
+        )
+    ax.plot(table["mean"], y, "o", color=PALETTE["blue"], label="posterior mean")
+    has_truth = table["truth"].notna()
+    ax.plot(
+        table.loc[has_truth, "truth"],
+        y[has_truth.to_numpy()],
+        "D",
+        mfc="none",
+        ms=7,
+        mew=1.5,
+        color=PALETTE["vermillion"],
+        label="generating value (truth)",
+    )
+    ax.set_yticks(y, table["label"], fontsize=7.5)
+    ax.set_xlim(-0.02, 1.02)
+    ax.xaxis.set_major_formatter(PERCENT)
+    ax.set_xlabel("probability that the source reports this category for this class")
+    fig.legend(loc="outside upper center", ncols=3)
+    return fig
+
+
+CATEGORY_COLOURS = {
+    "none": "#CCCCCC",
+    "citizen": PALETTE["blue"],
+    "naturalized": PALETTE["sky"],
+    "noncitizen": PALETTE["vermillion"],
+    "lpr": PALETTE["orange"],
+    "unknown": PALETTE["yellow"],
+}
+CATEGORY_LABELS = {"none": "no link", "lpr": "LPR"}
+
+
+def source_behaviour_profile(table: pd.DataFrame) -> Figure | None:
+    """What each source says about persons of each latent class (posterior means, stacked)."""
+    from reports.summaries import category_base
+
+    if table.empty or table["mean"].isna().all():
+        return None
+    table = table.assign(base=table["category"].map(category_base))
+    sums = table.groupby(["source", "latent_class", "base"], sort=False)["mean"].sum()
+    sources = list(dict.fromkeys(table["source"]))
+    classes = list(dict.fromkeys(table["latent_class"]))
+    bases = [b for b in CATEGORY_COLOURS if b in set(table["base"])]
+    bases += [b for b in dict.fromkeys(table["base"]) if b not in bases]
+    cols = 4
+    rows = math.ceil(len(sources) / cols)
+    fig, axes = new_figure(
+        (TEXT_WIDTH_IN, 1.25 * rows + 0.8),
+        nrows=rows,
+        ncols=cols,
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    y = np.arange(len(classes))[::-1]
+    for ax, source in zip(axes.flat, sources, strict=False):
+        left = np.zeros(len(classes))
+        for base in bases:
+            values = np.array([sums.get((source, k, base), 0.0) for k in classes])
+            ax.barh(
+                y,
+                values,
+                left=left,
+                color=CATEGORY_COLOURS.get(base, PALETTE["purple"]),
+                height=0.7,
+                label=CATEGORY_LABELS.get(base, base),
+            )
+            left += values
+        ax.set_title(source_label(source), fontsize=7.5, fontweight="normal")
+        ax.set_yticks(y, [STATUS_LABELS.get(k, k.replace("_", " ")) for k in classes], fontsize=7)
+        ax.set_xlim(0, 1)
+        ax.xaxis.set_major_formatter(PERCENT)
+        ax.tick_params(axis="x", labelsize=6.5)
+        ax.grid(False)
+    for ax in list(axes.flat)[len(sources) :]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(bases))
+    fig.supxlabel(
+        "posterior mean probability of what the source says (by latent class)", fontsize=8.5
+    )
+    return fig
+
+
+def posterior_predictive(ppc: pd.DataFrame) -> Figure | None:
+    """Observed against replicated counts (posterior predictive mean and 90% interval)."""
+    if ppc is None or ppc.empty:
+        return None
+    fig, ax = new_figure(HALF)
+    err = None
+    if {"lo90", "hi90"} <= set(ppc.columns):
+        err = np.vstack([ppc["replicated"] - ppc["lo90"], ppc["hi90"] - ppc["replicated"]])
+        err = np.clip(err, 0, None)
+    ax.errorbar(
+        ppc["observed"],
+        ppc["replicated"],
+        yerr=err,
+        fmt="o",
+        ms=3,
+        lw=0.8,
+        color=PALETTE["blue"],
+        ecolor="#9BB8D3",
+    )
+    top = float(max(ppc["observed"].max(), ppc["replicated"].max()) * 1.15 + 1)
+    ax.plot([0.5, top], [0.5, top], color=PALETTE["grey"], lw=1, ls="--", label="y = x")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_xlabel("observed count (persons)")
+    ax.set_ylabel("replicated count (persons)")
+    ax.legend()
+    return fig
+
+
+# ---------------------------------------------------------------- estimates
+
+
+def _map_panels(blocks: pd.DataFrame, geography: pd.DataFrame):
+    merged = geography.merge(blocks, on=["block_id"], how="inner", suffixes=("_geo", ""))
+    if "county_id" not in merged:
+        merged["county_id"] = merged["county_id_geo"]
+    counties = sorted(merged["county_id"].unique())
+    cols = min(len(counties), 3)
+    rows = math.ceil(len(counties) / cols)
+    return merged, counties, cols, rows
+
+
+def block_map(
+    blocks: pd.DataFrame,
+    geography: pd.DataFrame,
+    values: pd.Series,
+    label: str,
+    cmap: str,
+    vmax: float | None = None,
+    hatch_mask: pd.Series | None = None,
+) -> Figure | None:
+    """Blocks drawn as squares on the synthetic plane, one panel per county, coloured by
+    ``values`` (indexed like ``blocks``); ``hatch_mask`` marks blocks to hatch."""
+    if blocks.empty or geography.empty:
+        return None
+    frame = blocks[["block_id", "county_id"]].assign(value=values.to_numpy())
+    if hatch_mask is not None:
+        frame["hatch"] = hatch_mask.to_numpy()
+    merged, counties, cols, rows = _map_panels(frame, geography)
+    if merged.empty:
+        return None
+    finite = merged["value"].replace([np.inf, -np.inf], np.nan).dropna()
+    vmax = vmax if vmax is not None else (float(finite.quantile(0.98)) if len(finite) else 1.0)
+    vmax = vmax if vmax > 0 else 1.0
+    panel_h = min(3.6, TEXT_WIDTH_IN / cols * 0.95)
+    fig, axes = new_figure(
+        (TEXT_WIDTH_IN, panel_h * rows + 0.7), nrows=rows, ncols=cols, squeeze=False
+    )
+    import matplotlib as mpl
+
+    norm = mpl.colors.Normalize(vmin=0, vmax=vmax)
+    colormap = mpl.colormaps[cmap]
+    for ax, county in zip(axes.flat, counties, strict=False):
+        part = merged[merged["county_id"] == county]
+        width = part["width"] if "width" in part else pd.Series(1.0, index=part.index)
+        height = part["height"] if "height" in part else width
+        patches = [
+            Rectangle((x - w / 2, y - h / 2), w, h)
+            for x, y, w, h in zip(part["x"], part["y"], width, height, strict=True)
+        ]
+        colours = [
+            colormap(norm(v)) if np.isfinite(v) else (0.85, 0.85, 0.85, 1) for v in part["value"]
+        ]
+        ax.add_collection(
+            PatchCollection(patches, facecolor=colours, edgecolor="white", linewidth=0.2)
+        )
+        if "hatch" in part and part["hatch"].any():
+            flagged = part[part["hatch"].astype(bool)]
+            fw = flagged["width"] if "width" in flagged else pd.Series(1.0, index=flagged.index)
+            fh = flagged["height"] if "height" in flagged else fw
+            ax.add_collection(
+                PatchCollection(
+                    [
+                        Rectangle((x - w / 2, y - h / 2), w, h)
+                        for x, y, w, h in zip(flagged["x"], flagged["y"], fw, fh, strict=True)
+                    ],
+                    facecolor="none",
+                    edgecolor="black",
+                    linewidth=0.0,
+                    hatch="////",
+                )
+            )
+        pad = float(np.nanmax(width)) if len(part) else 1.0
+        ax.set_xlim(part["x"].min() - pad, part["x"].max() + pad)
+        ax.set_ylim(part["y"].min() - pad, part["y"].max() + pad)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_title(f"county {county} ({len(part):,} blocks)", fontsize=8, fontweight="normal")
+    for ax in list(axes.flat)[len(counties) :]:
+        ax.set_visible(False)
+    mappable = mpl.cm.ScalarMappable(norm=norm, cmap=colormap)
+    bar = fig.colorbar(
+        mappable,
+        ax=axes,
+        orientation="horizontal",
+        shrink=0.6,
+        aspect=40,
+        extend="max" if finite.max() > vmax else "neither",
+    )
+    bar.set_label(label)
+    return fig
+
+
+def interval_width_by_size(blocks: pd.DataFrame, quantity: str = "noncitizens") -> Figure | None:
+    """90% interval width against block population: absolute (persons) and as a share."""
+    if blocks.empty:
+        return None
+    population = blocks["population"].astype(float)
+    width = (blocks[f"{quantity}_hi90"] - blocks[f"{quantity}_lo90"]).astype(float)
+    low = (
+        blocks["reliability"]
+        .astype(str)
+        .str.lower()
+        .isin(["low", "unreliable", "false", "0", "suppress", "flag"])
+        if "reliability" in blocks
+        else pd.Series(False, index=blocks.index)
+    )
+    fig, (left, right) = new_figure(FULL, ncols=2)
+    for ax, values, ylabel in (
+        (left, width, f"90% interval width, {quantity} (persons)"),
+        (right, width / population.where(population > 0), "interval width / block population"),
+    ):
+        ax.scatter(
+            population[~low],
+            values[~low],
+            s=7,
+            alpha=0.6,
+            color=PALETTE["blue"],
+            label="reliability ok",
+            linewidths=0,
+        )
+        if low.any():
+            ax.scatter(
+                population[low],
+                values[low],
+                s=9,
+                alpha=0.8,
+                color=PALETTE["vermillion"],
+                marker="^",
+                label="flagged low reliability",
+                linewidths=0,
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("block population (persons, log scale)")
+        ax.set_ylabel(ylabel)
+    right.yaxis.set_major_formatter(PERCENT)
+    left.legend(loc="upper left")
+    return fig
+
+
+# ---------------------------------------------------------------- validation
+
+
+def calibration(
+    curve: pd.DataFrame, quantities: tuple[str, ...] = ("citizens", "cvap")
+) -> Figure | None:
+    """Empirical against nominal coverage of the intervals, per method (diagonal = honest);
+    one panel per quantity."""
+    quantities = tuple(q for q in quantities if (curve["quantity"] == q).any())
+    if not quantities:
+        return None
+    fig, axes = new_figure(FULL, ncols=len(quantities), squeeze=False, sharey=True)
+    lo = float(min(curve["nominal"].min(), curve["empirical"].min(), 0.5)) - 0.05
+    for ax, quantity in zip(axes.flat, quantities, strict=True):
+        part = curve[curve["quantity"] == quantity]
+        ax.plot(
+            [0, 1],
+            [0, 1],
+            color=PALETTE["grey"],
+            ls="--",
+            lw=1,
+            label="perfect calibration" if quantity == quantities[0] else None,
+        )
+        for method, rows in part.groupby("method", sort=False):
+            rows = rows.sort_values("nominal")
+            ax.plot(
+                rows["nominal"],
+                rows["empirical"],
+                "o-",
+                ms=4,
+                color=METHOD_COLOURS.get(method, PALETTE["purple"]),
+                label=_method_label(method) if quantity == quantities[0] else None,
+            )
+        ax.set_xlim(max(lo, 0.0), 1.0)
+        ax.set_ylim(max(lo, 0.0), 1.0)
+        ax.set_aspect("equal")
+        ax.xaxis.set_major_formatter(PERCENT)
+        ax.yaxis.set_major_formatter(PERCENT)
+        ax.set_xlabel("nominal interval level")
+        ax.set_title(f"block {quantity}")
+    axes.flat[0].set_ylabel("share of blocks whose true count\nfalls inside the interval")
+    fig.legend(loc="outside right center")
+    return fig
+
+
+def method_errors(metrics: pd.DataFrame, methods: list[str], keys: dict) -> Figure | None:
+    """Block MAE/RMSE (persons) and tract/county relative errors, model against baselines."""
+    from reports.summaries import metric
+
+    quantities = [q for q in ("citizens", "cvap") if q in set(metrics["quantity"])]
+    if not quantities or not methods:
+        return None
+    fig, (left, right) = new_figure(FULL, ncols=2)
+    groups = [(q, name) for q in quantities for name in ("MAE", "RMSE")]
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        values = [metric(metrics, method, q, *keys[name]) for q, name in groups]
+        left.bar(
+            np.arange(len(groups)) + i * width,
+            [v if v is not None else np.nan for v in values],
+            width,
+            color=METHOD_COLOURS.get(method, PALETTE["purple"]),
+            label=_method_label(method),
+        )
+    left.set_xticks(
+        np.arange(len(groups)) + width * (len(methods) - 1) / 2,
+        [f"{n}\n{q}" for q, n in groups],
+        fontsize=7.5,
+    )
+    left.set_ylabel("block error (persons)")
+    levels = [(q, lvl) for q in quantities for lvl in ("tract", "county")]
+    for i, method in enumerate(methods):
+        values = [metric(metrics, method, q, *keys[lvl]) for q, lvl in levels]
+        right.bar(
+            np.arange(len(levels)) + i * width,
+            [abs(v) if v is not None else np.nan for v in values],
+            width,
+            color=METHOD_COLOURS.get(method, PALETTE["purple"]),
+        )
+    right.set_xticks(
+        np.arange(len(levels)) + width * (len(methods) - 1) / 2,
+        [f"{lvl}\n{q}" for q, lvl in levels],
+        fontsize=7.5,
+    )
+    right.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
+    right.set_ylabel("mean absolute relative error")
+    left.legend(loc="upper left")
+    return fig
+
+
+def sensitivity(summary: pd.DataFrame | None) -> Figure | None:
+    """Coverage and error of the model against each sensitivity knob's values."""
+    if summary is None or summary.empty or "knob" not in summary:
+        return None
+    part = summary[(summary.get("method", "model") == "model")]
+    if "quantity" in part:
+        part = part[part["quantity"] == "citizens"]
+    metric_columns = [c for c in ("coverage90", "mae") if c in part]
+    knobs = [k for k in dict.fromkeys(part["knob"]) if k != "baseline"]
+    if not metric_columns or not knobs:
+        return None
+    fig, axes = new_figure(
+        (TEXT_WIDTH_IN, 1.7 * len(metric_columns) + 0.6),
+        nrows=len(metric_columns),
+        ncols=len(knobs),
+        squeeze=False,
+        sharey="row",
+    )
+    base = part[part["knob"] == "baseline"]
+    for j, knob in enumerate(knobs):
+        rows = part[part["knob"] == knob]
+        for i, column in enumerate(metric_columns):
+            ax = axes[i, j]
+            ax.plot(rows["value"].astype(str), rows[column], "o-", color=PALETTE["blue"])
+            if len(base):
+                ax.axhline(float(base[column].iloc[0]), color=PALETTE["grey"], ls="--", lw=1)
+            if i == len(metric_columns) - 1:
+                ax.set_xlabel(knob.replace("_", " "), fontsize=7.5)
+            if j == 0:
+                ax.set_ylabel("90% coverage" if column == "coverage90" else "block MAE (persons)")
+            ax.tick_params(labelsize=7)
+    return fig
+
+
+# ---------------------------------------------------------------- privacy and run
+
+
+def privacy_ledger(ledger: pd.DataFrame) -> Figure | None:
+    """Budget (rho) spent by each measurement, with the running total."""
+    if ledger.empty or ledger["rho"].isna().all():
+        return None
+    fig, ax = new_figure((HALF[0] * 1.3, 0.35 * len(ledger) + 1.0))
+    y = np.arange(len(ledger))[::-1]
+    ax.barh(y, ledger["rho"].fillna(0), color=PALETTE["blue"], label="rho of the measurement")
+    ax.plot(ledger["running_rho"], y, "D", color=PALETTE["vermillion"], label="running total")
+    ax.set_yticks(y, ledger["measurement"], fontsize=7.5)
+    ax.set_xlabel("zCDP budget rho")
+    fig.legend(loc="outside upper center", ncols=2)
+    return fig
+
+
+def runtime(benchmarks: pd.DataFrame | None, top: int = 20) -> Figure | None:
+    """Wall-clock seconds per workflow step (Snakemake benchmark files)."""
+    if benchmarks is None or benchmarks.empty:
+        return None
+    table = benchmarks.head(top).iloc[::-1]
+    fig, ax = new_figure((TEXT_WIDTH_IN, 0.26 * len(table) + 0.9))
+    ax.barh(np.arange(len(table)), table["seconds"], color=PALETTE["green"])
+    ax.set_yticks(np.arange(len(table)), table["step"], fontsize=7.5)
+    for i, seconds in enumerate(table["seconds"]):
+        ax.text(seconds, i, f" {seconds:,.1f} s", va="center", fontsize=7)
+    ax.set_xlim(right=float(table["seconds"].max()) * 1.18 + 0.1)
+    ax.set_xlabel("wall-clock time (seconds)")
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+TALL_SIZE = TALL  # re-exported for callers that want the tall size

@@ -1,0 +1,368 @@
+"""A small, fake run directory built to docs/CONTRACTS.md, for tests and for trying the report.
+
+The numbers are random but shaped like a real run (a few counties, tracts and blocks; all seven
+sources; evaluation and privacy files). It lets the report be developed and tested without
+running the upstream stages. ``python -m reports.fixture OUT_DIR`` writes one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pipeline_common.io import write_json, write_parquet, write_text
+from reports.data import QUANTITIES, SOURCES, aggregate_draws
+
+STATUSES = ("native_citizen", "naturalized", "lpr", "temporary", "unauthorized")
+
+
+def _geography(rng: np.random.Generator, counties: tuple[str, ...]) -> pd.DataFrame:
+    rows = []
+    for c_index, county in enumerate(counties):
+        for t in range(3):
+            tract = f"{county}{100 + t:06d}"
+            for b in range(12):
+                block = f"{tract}{1 + b // 6}{b:03d}"
+                rows.append(
+                    {
+                        "block_id": block,
+                        "block_group_id": block[:12],
+                        "tract_id": tract,
+                        "county_id": county,
+                        "x": c_index * 10.0 + t * 3.0 + (b % 3) + 0.5,
+                        "y": float(b // 3) + 0.5,
+                        "width": 1.0,
+                        "height": 1.0,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _blocks(rng: np.random.Generator, geography: pd.DataFrame) -> pd.DataFrame:
+    blocks = geography[["block_id", "tract_id", "county_id"]].copy()
+    population = rng.lognormal(3.5, 0.9, len(blocks)).round().astype(int) + 1
+    share = np.clip(rng.beta(1.2, 8, len(blocks)), 0, 1)
+    noncitizens = np.round(population * share).astype(int)
+    citizens = population - noncitizens
+    cvap = np.round(citizens * rng.uniform(0.6, 0.8, len(blocks))).astype(int)
+    blocks["population"] = population
+    for name, est in (("citizens", citizens), ("noncitizens", noncitizens), ("cvap", cvap)):
+        half = np.ceil(1.64 * np.sqrt(est + 1) + 1).astype(int)
+        blocks[f"{name}_est"] = est
+        blocks[f"{name}_lo90"] = np.maximum(est - half, 0)
+        blocks[f"{name}_hi90"] = est + half
+    width = blocks["noncitizens_hi90"] - blocks["noncitizens_lo90"]
+    blocks["reliability"] = np.where(width > 0.5 * blocks["population"], "low", "ok")
+    return blocks
+
+
+def _draws(rng: np.random.Generator, blocks: pd.DataFrame, n_draws: int = 60) -> pd.DataFrame:
+    parts = []
+    for draw in range(n_draws):
+        part = {"draw": draw, "block_id": blocks["block_id"]}
+        for q in QUANTITIES:
+            part[q] = np.maximum(
+                rng.normal(blocks[f"{q}_est"], np.sqrt(blocks[f"{q}_est"] + 1)).round(), 0
+            ).astype(int)
+        parts.append(pd.DataFrame(part))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _posterior(rng: np.random.Generator) -> xr.DataTree:
+    chains, draws = 4, 150
+    ds = xr.Dataset(
+        {
+            "intercept": (("chain", "draw"), rng.normal(-2, 0.1, (chains, draws))),
+            "sigma_block": (("chain", "draw"), np.abs(rng.normal(0.5, 0.05, (chains, draws)))),
+            "age_effect": (
+                ("chain", "draw", "age_group"),
+                rng.normal(0, 0.2, (chains, draws, 4)),
+            ),
+        },
+        coords={
+            "chain": np.arange(chains),
+            "draw": np.arange(draws),
+            "age_group": ["0-17", "18-34", "35-64", "65+"],
+        },
+    )
+    return xr.DataTree.from_dict({"posterior": ds})
+
+
+def write_fixture_run(
+    run_dir: str | Path, seed: int = 7, bench_dir: str | Path | None = None
+) -> Path:
+    """Write a fake ``results/{run}`` folder (and benchmark files) to ``run_dir``."""
+    rng = np.random.default_rng(seed)
+    run_dir = Path(run_dir)
+    geography = _geography(rng, ("12086", "06037"))
+    write_parquet(geography, run_dir / "world" / "geography.parquet")
+
+    records = {s: int(n) for s, n in zip(SOURCES, rng.integers(40, 900, len(SOURCES)), strict=True)}
+    for source, n in records.items():
+        frame = pd.DataFrame({"record_id": [f"X-{i:09d}" for i in range(n)]})
+        write_parquet(frame, run_dir / "world" / "sources" / f"{source}.parquet")
+
+    link_rows = []
+    for source, n in records.items():
+        linked = int(n * rng.uniform(0.6, 0.95))
+        probability = np.clip(1 - rng.beta(0.4, 8, linked), 0, 1)
+        link_rows.append(pd.DataFrame({"source": source, "match_probability": probability}))
+    links = pd.concat(link_rows, ignore_index=True)
+    links.insert(1, "record_id", [f"X-{i:09d}" for i in range(len(links))])
+    links.insert(2, "person_id", [f"P{i:09d}" for i in range(len(links))])
+    write_parquet(links, run_dir / "linkage" / "links.parquet")
+
+    withheld: dict = {}
+    totals = {"records_in": 0, "withheld": 0, "records_shared": 0, "records_linked": 0}
+    for source, n in records.items():
+        reasons = (
+            {"protected_1367": int(rng.integers(0, 5)), "refugee_asylee": int(rng.integers(0, 9))}
+            if source in ("uscis_naturalizations", "uscis_lpr", "cbp_ice")
+            else {}
+        )
+        linked = int((links["source"] == source).sum())
+        withheld[source] = {
+            **reasons,
+            "total_withheld": sum(reasons.values()),
+            "records_in": n,
+            "records_shared": n - sum(reasons.values()),
+            "records_linked": linked,
+            "persons_linked": linked,
+            "fields_dropped": ["a_number"] if source == "cbp_ice" else [],
+            "authority": f"fixture authority of {source}",
+            "policy_origin": "linkage.default_withhold",
+            "notes": [],
+        }
+        totals["records_in"] += n
+        totals["withheld"] += sum(reasons.values())
+        totals["records_shared"] += n - sum(reasons.values())
+        totals["records_linked"] += linked
+    withheld["totals"] = totals
+    write_json(withheld, run_dir / "linkage" / "withheld.json")
+
+    edges = [round(x, 2) for x in np.linspace(0, 1, 21)]
+    linkage_eval = {"sources": {}}
+    for source in SOURCES:
+        true_links = rng.integers(0, 5, 20)
+        true_links[-3:] += rng.integers(50, 400, 3)
+        false_links = rng.integers(0, 3, 20)
+        linkage_eval["sources"][source] = {
+            "precision": float(rng.uniform(0.95, 1.0)),
+            "recall": float(rng.uniform(0.7, 0.98)),
+            "f1": float(rng.uniform(0.8, 0.99)),
+            "recall_by_status": {
+                s: {"linkable": 50, "tp": 40, "recall": float(rng.uniform(0.5, 1.0))}
+                for s in STATUSES
+            },
+            "match_probability_histogram": {
+                "edges": edges,
+                "true_links": true_links.tolist(),
+                "false_links": false_links.tolist(),
+            },
+        }
+    write_json(linkage_eval, run_dir / "evaluation" / "linkage.json")
+
+    categories = {
+        "ssa_numident": ["none", "citizen_hi", "noncitizen_hi", "noncitizen_old_hi", "unknown_hi"],
+        "acs": ["none", "citizen_hi", "naturalized_hi", "noncitizen_hi"],
+    }
+    classes = ["native_citizen", "naturalized", "noncitizen"]
+    thetas = {}
+    behaviour: dict = {}
+    for source in SOURCES:
+        cats = categories.get(source, ["none", "citizen_hi", "noncitizen_lo"])
+        probs = rng.dirichlet(np.full(len(cats), 2.0), size=len(classes))
+        draws = np.stack([rng.dirichlet(p * 400, size=(4, 150)) for p in probs], axis=2)
+        thetas[source] = (draws, cats)
+        behaviour[source] = {
+            klass: {
+                cat: {
+                    "mean": float(draws[:, :, k, c].mean()),
+                    "lo90": float(np.quantile(draws[:, :, k, c], 0.05)),
+                    "hi90": float(np.quantile(draws[:, :, k, c], 0.95)),
+                }
+                for c, cat in enumerate(cats)
+            }
+            for k, klass in enumerate(classes)
+        }
+    diagnostics = {
+        "max_rhat": 1.006,
+        "min_ess_bulk": 412.0,
+        "min_ess_tail": 380.0,
+        "divergences": 0,
+        "sampling_seconds": 12.5,
+        "chains": 4,
+        "draws": 150,
+        "classes": classes,
+        "top_parameters": {"names": ["intercept", "age_effect", "sigma_block"]},
+        "source_behaviour": behaviour,
+    }
+    write_json(diagnostics, run_dir / "model" / "diagnostics.json")
+    nat = thetas["ssa_numident"][0][:, :, 1, :]
+    numident_truth = float(((nat[..., 2] + nat[..., 3]) / nat[..., 1:].sum(-1)).mean())
+    write_json(
+        {
+            "realized": {
+                "numident_naturalized_marked_noncitizen_share": numident_truth,
+                "status_shares": {
+                    "native_citizen": 0.62,
+                    "naturalized": 0.18,
+                    "lpr": 0.09,
+                    "temporary": 0.02,
+                    "unauthorized": 0.09,
+                },
+            },
+            "synthetic": {
+                "sources": {
+                    "acs": {
+                        "misreport_citizen": {"lpr": 0.05, "temporary": 0.08, "unauthorized": 0.15}
+                    }
+                }
+            },
+        },
+        run_dir / "truth" / "parameters.json",
+    )
+    tree = _posterior(rng)
+    posterior = tree["posterior"].to_dataset()
+    for source, (draws, cats) in thetas.items():
+        posterior[f"theta_{source}"] = xr.DataArray(
+            draws,
+            dims=("chain", "draw", "class", f"cat_{source}"),
+            coords={"class": classes, f"cat_{source}": cats},
+        )
+    xr.DataTree.from_dict({"posterior": posterior}).to_netcdf(
+        run_dir / "model" / "posterior.nc", engine="h5netcdf"
+    )
+
+    ledger = {
+        "mode": "zcdp",
+        "privacy_protected": True,
+        "budget": {"rho": 2.0, "delta": 1e-10, "epsilon": 14.3},
+        "measurements": [
+            {
+                "name": "county_detail",
+                "geo_level": "county",
+                "pattern_level": "full",
+                "rho": 0.5,
+                "epsilon": 5.9,
+                "rho_running_total": 0.5,
+                "noise_std": 1.0,
+                "cells": 480,
+                "mechanism": "discrete Gaussian (OpenDP make_gaussian, zCDP)",
+            },
+            {
+                "name": "block_coarse",
+                "geo_level": "block",
+                "pattern_level": "coarse",
+                "rho": 1.5,
+                "epsilon": 11.6,
+                "rho_running_total": 2.0,
+                "noise_std": 0.58,
+                "cells": 2880,
+                "mechanism": "discrete Gaussian (OpenDP make_gaussian, zCDP)",
+            },
+        ],
+        "total": {"rho": 2.0, "epsilon": 14.3, "delta": 1e-10},
+        "remaining_rho": 0.0,
+    }
+    write_json(ledger, run_dir / "privacy" / "ledger.json")
+
+    blocks = _blocks(rng, geography)
+    published = run_dir / "published"
+    write_text(blocks.to_csv(index=False), published / "blocks.csv")
+    write_parquet(blocks, published / "blocks.parquet")
+    draws = _draws(rng, blocks)
+    write_parquet(draws, published / "draws.parquet")
+    for name, level in (("tracts", "tract_id"), ("counties", "county_id")):
+        table = aggregate_draws(draws, blocks, level).drop(columns="blocks")
+        write_text(table.to_csv(index=False), published / f"{name}.csv")
+    write_json(
+        {
+            "blocks": len(blocks),
+            "population_matches_truth_share": 1.0,
+            "block": {
+                q: {"coverage90": 0.88, "mae": 1.4, "rmse": 2.2, "bias": -0.1, "mean_width90": 7.0}
+                for q in QUANTITIES
+            },
+            "tract": {
+                q: {"max_abs_relative_error": 0.05, "mean_abs_relative_error": 0.02}
+                for q in QUANTITIES
+            },
+            "county": {
+                q: {
+                    "max_abs_relative_error": 0.01,
+                    "mean_abs_relative_error": 0.008,
+                    "relative_error": {"12086": 0.008, "06037": -0.007},
+                }
+                for q in QUANTITIES
+            },
+        },
+        run_dir / "evaluation" / "published.json",
+    )
+    write_json(
+        {
+            "config_hash": "ab12" * 16,
+            "seed": seed,
+            "run": run_dir.name,
+            "versions": {"python": "3.12.1", "pymc": "6.4.0", "opendp": "0.16.0"},
+            "privacy": ledger,
+            "diagnostics": {"max_rhat": 1.006, "divergences": 0},
+        },
+        published / "metadata.json",
+    )
+
+    methods = {}
+    for method, scale in (("model", 1.0), ("record_rule", 2.3), ("census_style", 1.6)):
+        methods[method] = {}
+        for quantity in ("citizens", "cvap"):
+            methods[method][quantity] = {
+                "mae": 1.2 * scale,
+                "rmse": 2.0 * scale,
+                "coverage90": 0.9 if method == "model" else 0.55 / scale,
+                "mean_width": 6.0 * scale,
+                "tract_rel_error": 0.02 * scale,
+                "county_rel_error": 0.006 * scale,
+                "coverage": {"0.5": 0.52, "0.8": 0.78, "0.9": 0.86, "0.95": 0.93},
+            }
+    estimates_eval = {
+        "methods": methods,
+        "record_rule_person_cost": {
+            "citizens_called_noncitizen": 41,
+            "noncitizens_called_citizen": 3,
+            "persons": 3120,
+        },
+    }
+    write_json(estimates_eval, run_dir / "evaluation" / "estimates.json")
+
+    if bench_dir is not None:
+        for step, seconds in (
+            ("synthetic_world", 3.2),
+            ("linkage", 8.7),
+            ("model_fit", 21.0),
+            ("privacy_measure", 0.8),
+            ("evaluate", 1.1),
+        ):
+            write_text(
+                "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                f"{seconds}\t0:00:{int(seconds):02d}\t210.5\t900.1\t200.0\t201.0\t0\t1\t90\t"
+                f"{seconds}\n",
+                Path(bench_dir) / f"{step}.tsv",
+            )
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m reports.fixture OUT_RUN_DIR [--bench DIR]``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("run_dir")
+    parser.add_argument("--bench", default=None)
+    args = parser.parse_args(argv)
+    write_fixture_run(args.run_dir, bench_dir=args.bench)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""Sentences generated from the numbers, so the report's words cannot drift from its figures.
+
+Each function returns a list of ``(level, text)`` pairs; ``level`` is ``"ok"``, ``"warn"`` or
+``"info"`` and styles the sentence. Thresholds are config keys (``report.*``), not constants.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.style import METHOD_LABELS
+from reports.summaries import (
+    COUNTY_KEYS,
+    MAE_KEYS,
+    STATUS_LABELS,
+    TRACT_KEYS,
+    coverage90,
+    metric,
+)
+
+Sentence = tuple[str, str]
+
+
+def _pct(value: float, digits: int = 1) -> str:
+    return f"{value * 100:.{digits}f}%"
+
+
+def coverage_sentences(curve: pd.DataFrame, tolerance: float) -> list[Sentence]:
+    """Is the model's 90% interval coverage on target? Say so, with the numbers."""
+    out = []
+    for quantity in ("citizens", "cvap"):
+        value = coverage90(curve, "model", quantity)
+        if value is None:
+            continue
+        gap = value - 0.90
+        if abs(gap) <= tolerance:
+            out.append(
+                (
+                    "ok",
+                    f"Model 90% intervals for block {quantity} covered the true count "
+                    f"in {_pct(value)} of blocks, within {_pct(tolerance, 0)} of the nominal "
+                    "90%: the stated uncertainty is honest at this level.",
+                )
+            )
+        elif gap < 0:
+            out.append(
+                (
+                    "warn",
+                    f"Model 90% intervals for block {quantity} covered the true "
+                    f"count in only {_pct(value)} of blocks ({_pct(-gap)} below nominal): the "
+                    "intervals are too narrow and overstate the precision of the estimates.",
+                )
+            )
+        else:
+            out.append(
+                (
+                    "warn",
+                    f"Model 90% intervals for block {quantity} covered the true "
+                    f"count in {_pct(value)} of blocks ({_pct(gap)} above nominal): the "
+                    "intervals are wider than they need to be (conservative).",
+                )
+            )
+    for method in ("record_rule", "census_style"):
+        value = coverage90(curve, method, "citizens")
+        if value is not None and value < 0.9 - tolerance:
+            out.append(
+                (
+                    "info",
+                    f"The {METHOD_LABELS.get(method, method)} baseline's intervals "
+                    f"covered {_pct(value)} of blocks' true citizen counts.",
+                )
+            )
+    if not out:
+        out.append(
+            (
+                "warn",
+                "The evaluation file gives no interval coverage: the honesty of the "
+                "intervals could not be checked in this run.",
+            )
+        )
+    return out
+
+
+def method_sentences(metrics: pd.DataFrame, methods: list[str]) -> list[Sentence]:
+    """The model's block and county errors against each baseline, as ratios."""
+    out = []
+    model_mae = metric(metrics, "model", "citizens", *MAE_KEYS)
+    if model_mae is None:
+        return [("warn", "No block-level error of the model was evaluated.")]
+    for method in methods:
+        if method == "model":
+            continue
+        other = metric(metrics, method, "citizens", *MAE_KEYS)
+        if other is None:
+            continue
+        label = METHOD_LABELS.get(method, method)
+        if model_mae < other:
+            out.append(
+                (
+                    "ok",
+                    f"Block citizens: the model's mean absolute error "
+                    f"({model_mae:.2f} persons) is {other / max(model_mae, 1e-12):.1f} times "
+                    f"smaller than the {label}'s ({other:.2f}).",
+                )
+            )
+        else:
+            out.append(
+                (
+                    "warn",
+                    f"Block citizens: the model's mean absolute error "
+                    f"({model_mae:.2f} persons) is not smaller than the {label}'s "
+                    f"({other:.2f}); the model adds no accuracy over this baseline here.",
+                )
+            )
+    for level, keys in (("tract", TRACT_KEYS), ("county", COUNTY_KEYS)):
+        value = metric(metrics, "model", "citizens", *keys)
+        if value is not None:
+            out.append(
+                (
+                    "info",
+                    f"At {level} level the model's citizen totals are off by "
+                    f"{_pct(abs(value), 2)} on average (relative error).",
+                )
+            )
+    return out
+
+
+def diagnostics_sentences(
+    diagnostics: dict | None, stats: dict, rhat_max: float, ess_min: float
+) -> list[Sentence]:
+    """Sampler health from ``model/diagnostics.json`` (or computed from the posterior)."""
+    diagnostics = diagnostics or {}
+    rhat = diagnostics.get("max_rhat", stats.get("max_rhat"))
+    ess = diagnostics.get("min_ess_bulk", stats.get("min_ess_bulk"))
+    divergences = diagnostics.get("divergences")
+    out = []
+    if rhat is not None:
+        level = "ok" if rhat <= rhat_max else "warn"
+        verdict = (
+            "the chains agree"
+            if level == "ok"
+            else "some chains disagree: treat the estimates with caution and sample longer"
+        )
+        out.append((level, f"Largest R-hat is {rhat:.3f} (threshold {rhat_max}): {verdict}."))
+    if ess is not None:
+        level = "ok" if ess >= ess_min else "warn"
+        verdict = "enough for stable intervals" if level == "ok" else "low: interval ends are noisy"
+        out.append(
+            (level, f"Smallest bulk ESS is {ess:,.0f} draws (target {ess_min:,.0f}): {verdict}.")
+        )
+    if divergences is not None:
+        if int(divergences) == 0:
+            out.append(("ok", "No divergent transitions."))
+        else:
+            out.append(
+                (
+                    "warn",
+                    f"{int(divergences):,} divergent transitions: the sampler did not "
+                    "explore all of the posterior; estimates may be biased.",
+                )
+            )
+    if not out:
+        out.append(("warn", "No sampler diagnostics were available."))
+    return out
+
+
+def behaviour_sentences(behaviour: pd.DataFrame) -> list[Sentence]:
+    """Does each estimated source behaviour agree with the value that generated the data?"""
+    table = behaviour.dropna(subset=["mean", "truth"])
+    if table.empty:
+        return [
+            (
+                "info",
+                "No estimated source behaviour could be matched with a generating value "
+                "(the model's diagnostics or the truth parameters lack them).",
+            )
+        ]
+    out = []
+    for _, row in table.iterrows():
+        has_interval = pd.notna(row["lo90"]) and pd.notna(row["hi90"])
+        inside = has_interval and row["lo90"] <= row["truth"] <= row["hi90"]
+        interval = (
+            f" (90% interval {_pct(row['lo90'])}-{_pct(row['hi90'])})"
+            if has_interval
+            else " (no interval: posterior draws not available)"
+        )
+        verdict = (
+            "the generating value lies inside the interval"
+            if inside
+            else "the generating value lies outside the interval: the model learned this "
+            "behaviour wrongly"
+            if has_interval
+            else "compare by eye"
+        )
+        out.append(
+            (
+                "ok" if inside else "warn",
+                f"{row['label']}: estimated {_pct(row['mean'])}{interval}, generating value "
+                f"{_pct(row['truth'])} ({row.get('truth_note', '')}); {verdict}.",
+            )
+        )
+    return out
+
+
+def linkage_sentences(sources: pd.DataFrame, recall: pd.DataFrame) -> list[Sentence]:
+    """Weakest linkage: lowest recall by source and by true status."""
+    out = []
+    table = sources.dropna(subset=["recall"])
+    if not table.empty:
+        worst = table.loc[table["recall"].idxmin()]
+        out.append(
+            (
+                "info",
+                f"Lowest recall: {worst['Source']} ({_pct(worst['recall'])} of its "
+                "true records linked).",
+            )
+        )
+        if table["precision"].notna().any():
+            worst_p = table.loc[table["precision"].idxmin()]
+            out.append(
+                (
+                    "info",
+                    f"Lowest precision: {worst_p['Source']} "
+                    f"({_pct(worst_p['precision'])} of its links are correct).",
+                )
+            )
+    if not recall.empty:
+        by_status = recall.groupby("status")["recall"].mean().sort_values()
+        low = by_status.index[0]
+        high = by_status.index[-1]
+        out.append(
+            (
+                "warn" if by_status.iloc[-1] - by_status.iloc[0] > 0.1 else "info",
+                f"Averaged over sources, recall is lowest for "
+                f"{STATUS_LABELS.get(low, low).lower()} persons ({_pct(by_status.iloc[0])}) "
+                f"and highest for {STATUS_LABELS.get(high, high).lower()} persons "
+                f"({_pct(by_status.iloc[-1])}): missed links are not at random, which is why "
+                "the model treats 'no link' as evidence that depends on the true class.",
+            )
+        )
+    return out
+
+
+def _blocks(count: int) -> str:
+    return f"{count:,} block has" if count == 1 else f"{count:,} blocks have"
+
+
+def block_size_sentences(blocks: pd.DataFrame, small: int, large: int) -> list[Sentence]:
+    """How much wider intervals are (relative to population) in small blocks than large."""
+    width = (blocks["noncitizens_hi90"] - blocks["noncitizens_lo90"]).astype(float)
+    population = blocks["population"].astype(float)
+    relative = width / population.where(population > 0)
+    small_mask, large_mask = population < small, population >= large
+    out = []
+    if small_mask.any():
+        out.append(
+            (
+                "warn",
+                f"{_blocks(int(small_mask.sum()))} fewer than {small} persons; "
+                f"{'their' if small_mask.sum() != 1 else 'its'} median 90% interval for noncitizens spans "
+                f"{_pct(float(relative[small_mask].median()), 0)} of the block's population. "
+                "Use them only summed into larger areas (the published draws allow that).",
+            )
+        )
+    if large_mask.any():
+        out.append(
+            (
+                "info",
+                f"In the {int(large_mask.sum()):,} blocks of {large} or more persons "
+                f"the median interval spans {_pct(float(relative[large_mask].median()), 0)} "
+                "of the population.",
+            )
+        )
+    if "reliability" in blocks:
+        flags = blocks["reliability"].astype(str).str.lower()
+        flagged = flags.isin(["low", "unreliable", "false", "0", "suppress", "flag"])
+        out.append(
+            (
+                "info",
+                f"{int(flagged.sum()):,} of {len(blocks):,} blocks "
+                f"({_pct(float(flagged.mean()))}) carry a low-reliability flag.",
+            )
+        )
+    return out
+
+
+def privacy_sentences(params: dict) -> list[Sentence]:
+    """State the guarantee (or its absence) in plain words."""
+    mode = (params.get("mode") or "unknown").lower()
+    if mode in ("none", "exact", "off"):
+        return [
+            (
+                "warn",
+                "Privacy mode is 'none': the model read exact tables, so these results "
+                "carry no formal privacy guarantee (a research run; never publish them).",
+            )
+        ]
+    parts = []
+    if params.get("rho") is not None:
+        parts.append(f"rho = {params['rho']:.3g} (zCDP)")
+    if params.get("epsilon") is not None:
+        delta = params.get("delta")
+        parts.append(
+            f"epsilon = {params['epsilon']:.3g}" + (f" at delta = {delta:.0e}" if delta else "")
+        )
+    if not parts:
+        return [("warn", "The privacy ledger states no budget.")]
+    return [
+        (
+            "info",
+            "The published estimates are post-processing of noisy measurements with a "
+            "total privacy loss of " + ", ".join(parts) + ".",
+        )
+    ]
+
+
+def largest(values: dict, n: int = 1) -> list:
+    """Keys of the ``n`` largest values (helper for templates)."""
+    return [k for k, _ in sorted(values.items(), key=lambda kv: -kv[1])[:n]]
+
+
+def share_zero(values: pd.Series) -> float:
+    """Share of zeros (used to describe how clustered noncitizens are)."""
+    return float(np.mean(values.to_numpy() == 0)) if len(values) else float("nan")

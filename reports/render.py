@@ -1,0 +1,596 @@
+"""Render the run report: one Jinja2 template -> self-contained HTML and, via WeasyPrint, PDF.
+
+Figures are embedded as ``data:`` URIs (PNG at ``report.dpi`` or SVG), the stylesheet is inlined,
+and the template links to nothing outside the file, so the HTML can be mailed or archived alone.
+
+Command line (outside Snakemake)::
+
+    python -m reports.render results/tiny --config config/scenarios/tiny.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import logging
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from pipeline_common.config import config_hash
+from reports import figures as F
+from reports import narrative as N
+from reports import summaries as S
+from reports.data import METHODS, first_key, load_run, numeric
+from reports.style import METHOD_LABELS, data_uri, figure_bytes
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# Section ids and titles, in order; the template and the tests use the same list.
+SECTIONS = (
+    ("summary", "Summary"),
+    ("sources", "Sources and governance"),
+    ("linkage", "Linkage quality"),
+    ("model", "Model"),
+    ("estimates", "Estimates"),
+    ("privacy", "Privacy"),
+    ("validation", "Validation against truth"),
+    ("sensitivity", "Sensitivity"),
+    ("reproducibility", "Reproducibility"),
+)
+REPORT_VERSIONS = ("matplotlib", "arviz", "arviz-plots", "jinja2", "weasyprint", "pandas")
+SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "report.schema.yaml"
+
+
+def _schema_defaults() -> dict[str, Any]:
+    """Defaults of every ``report.*`` key, from the stage's schema (one source of truth)."""
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+    return {key: spec["default"] for key, spec in schema["properties"].items()}
+
+
+DEFAULT_SETTINGS = _schema_defaults()
+
+
+@dataclass
+class Rendered:
+    """The rendered report and what went into it (for logs and tests)."""
+
+    html: str
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- formatting filters
+
+
+def fmt_num(value: Any, digits: int = 0) -> str:
+    """Thousands separators; an en dash for missing values."""
+    number = numeric(value)
+    if number is None:
+        return "–"
+    return f"{number:,.{digits}f}"
+
+
+def fmt_pct(value: Any, digits: int = 1) -> str:
+    """A share as a percentage."""
+    number = numeric(value)
+    return "–" if number is None else f"{number * 100:.{digits}f}%"
+
+
+def fmt_sig(value: Any, digits: int = 3) -> str:
+    """Significant digits (budgets, R-hat)."""
+    number = numeric(value)
+    return "–" if number is None else f"{number:.{digits}g}"
+
+
+def fmt_interval(lo: Any, hi: Any, digits: int = 0) -> str:
+    """``lo – hi`` or an en dash."""
+    if numeric(lo) is None or numeric(hi) is None:
+        return "–"
+    return f"{fmt_num(lo, digits)} – {fmt_num(hi, digits)}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(num=fmt_num, pct=fmt_pct, sig=fmt_sig)
+    env.globals.update(interval=fmt_interval, method_label=lambda m: METHOD_LABELS.get(m, m))
+    return env
+
+
+# ---------------------------------------------------------------- figures
+
+
+class FigureBook:
+    """Collects figures in order, embeds them and numbers them as the reader meets them."""
+
+    def __init__(self, fmt: str, dpi: int) -> None:
+        self.fmt, self.dpi = fmt, dpi
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def add(self, key: str, fig, title: str, caption: str) -> None:
+        """Embed ``fig`` (None: nothing to show, the template says so)."""
+        if fig is None:
+            return
+        payload = figure_bytes(fig, self.fmt, self.dpi)
+        if self.fmt == "png":  # printed width = pixels / dpi (bbox "tight" changes the size)
+            width_in = int.from_bytes(payload[16:20], "big") / self.dpi
+        else:
+            width_in = float(fig.get_size_inches()[0])
+        self.items[key] = {
+            "key": key,
+            "number": len(self.items) + 1,
+            "title": title,
+            "caption": caption,
+            "uri": data_uri(payload, self.fmt),
+            "bytes": len(payload),
+            "width_in": round(width_in, 2),
+        }
+
+
+def _versions(metadata: dict) -> list[dict[str, str]]:
+    rows = []
+    published = first_key(metadata, "versions", "software_versions", "software", default={})
+    if isinstance(published, dict):
+        rows += [
+            {"package": k, "version": str(v), "origin": "published/metadata.json"}
+            for k, v in sorted(published.items())
+        ]
+    known = {r["package"] for r in rows}
+    rows.append(
+        {
+            "package": "python (report)",
+            "version": platform.python_version(),
+            "origin": "report stage",
+        }
+    )
+    for package in REPORT_VERSIONS:
+        if package in known:
+            continue
+        try:
+            version = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        rows.append({"package": package, "version": version, "origin": "report stage"})
+    return rows
+
+
+def _records(frame: pd.DataFrame | None, limit: int | None = None) -> list[dict[str, Any]]:
+    if frame is None or frame.empty:
+        return []
+    frame = frame if limit is None else frame.head(limit)
+    return frame.replace({np.nan: None}).to_dict("records")
+
+
+def _area_rows(table: pd.DataFrame, level: str, limit: int) -> tuple[list[dict], int]:
+    table = table.copy()
+    if "noncitizens_est" in table and "population" in table:
+        table["noncitizen_share"] = table["noncitizens_est"] / table["population"].where(
+            table["population"] > 0
+        )
+    table = table.sort_values("population", ascending=False) if "population" in table else table
+    return _records(table, limit), len(table)
+
+
+def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, FigureBook]:
+    """All template variables and the figures, from a loaded run (``reports.data.load_run``)."""
+    book = FigureBook(settings["figure_format"], int(settings["dpi"]))
+    config = ctx["config"]
+    blocks = ctx["blocks"]
+
+    # --- summary numbers
+    headline = S.headline(ctx)
+    privacy = S.privacy_parameters(ctx)
+    metrics = S.method_metrics(ctx)
+    methods = S.methods_present(metrics) if not metrics.empty else []
+    curve = S.coverage_curve(ctx)
+
+    # --- sources and linkage
+    sources = S.sources_table(ctx)
+    recall = S.recall_by_status(ctx)
+    n_links = int(sum(ctx["link_counts"].values())) if ctx["link_counts"] else 0
+    book.add(
+        "sources",
+        F.source_records(sources),
+        "Records by source",
+        "Records each agency holds (grey), records withheld by policy before linkage "
+        "(vermillion) and records linked to a census person (blue), log scale. The gap "
+        "between grey and blue is what linkage lost; withheld records never reached it.",
+    )
+    book.add(
+        "linkage_quality",
+        F.linkage_quality(sources),
+        "Precision and recall by source",
+        "Precision (circles): share of a source's links that join the right person. Recall "
+        "(diamonds): share of the source's records of enumerated persons that were linked. "
+        "Points far left of 100% mark the sources whose evidence is least complete.",
+    )
+    book.add(
+        "recall_by_status",
+        F.recall_by_status(recall),
+        "Recall by true status class",
+        "Share of each source's true records that were linked, split by the person's true "
+        "status (known only because the population is synthetic). Darker cells are classes "
+        "the linkage misses more often; uneven rows mean missing links carry information.",
+    )
+    histograms = S.match_probability_histograms(ctx)
+    if histograms:
+        match_caption = (
+            "Match probability of every accepted link, by source (symmetric log counts), split "
+            "into correct links (blue) and false links (vermillion) by the synthetic truth. False "
+            "links piled near 1 would be errors the model cannot discount; false links at low "
+            "probability are the ones it can treat as weak evidence."
+        )
+    else:
+        match_caption = (
+            f"Distribution of the Fellegi-Sunter match probability of the {n_links:,} accepted "
+            "links, by source (log counts). Mass near 1 is confident linkage; the share below "
+            "0.9 in each title is the part the model treats as weaker evidence."
+        )
+    book.add(
+        "match_probability",
+        F.match_probabilities(ctx["match_probabilities"], histograms),
+        "Match probabilities of accepted links",
+        match_caption,
+    )
+
+    # --- model
+    diag_raw = ctx.get("diagnostics") or {}
+    conv_fig, conv_stats = F.convergence(ctx["posterior"])
+    book.add(
+        "convergence",
+        conv_fig,
+        "R-hat and effective sample size",
+        "Distribution over every posterior parameter of the rank-normalized R-hat (left; "
+        "values above the dashed 1.01 line signal chains that disagree) and bulk ESS (right; "
+        "values left of the dashed line give noisy interval ends).",
+    )
+    book.add(
+        "rank",
+        F.rank_plot(
+            ctx["posterior"],
+            int(settings["rank_plot_panels"]),
+            first_key(first_key(diag_raw, "top_parameters", default={}), "names"),
+        ),
+        "Rank plots (ArviZ)",
+        "Fractional-rank Delta-ECDF of each chain for the model's top-level parameters "
+        "(arviz-plots plot_rank). Lines inside the grey envelope mean the chains sample the "
+        "same distribution; highlighted points mark ranks where a chain departs from it.",
+    )
+    book.add(
+        "behaviour_profile",
+        F.source_behaviour_profile(S.behaviour_table(ctx.get("diagnostics"))),
+        "What each source says about each latent class",
+        "Posterior mean probability of each source's category for persons of each latent "
+        "class (categories of different confidence summed; grey: no link). A source that "
+        "separates the classes well has differently coloured bars per class; the Numident's "
+        "vermillion share for naturalized citizens is the stale 'noncitizen' record.",
+    )
+    behaviour = S.source_behaviour(ctx)
+    book.add(
+        "behaviour",
+        F.source_behaviour(behaviour),
+        "Estimated source behaviour against the generating values",
+        "Posterior mean (dot) and 90% interval (bar) of source behaviours whose generating "
+        "value is known, stated given a link (the model's own probabilities include the chance "
+        "of no link): e.g. how often the Numident still says 'noncitizen' for a naturalized "
+        "citizen. Open diamonds are the values that generated the synthetic data; a diamond "
+        "outside its bar is a behaviour the model learned wrongly.",
+    )
+    ppc_rows = first_key(ctx.get("diagnostics") or {}, "ppc", "posterior_predictive", "pattern_ppc")
+    ppc = pd.DataFrame(ppc_rows) if isinstance(ppc_rows, list) and ppc_rows else None
+    if ppc is not None and not {"observed", "replicated"} <= set(ppc.columns):
+        ppc = None
+    book.add(
+        "ppc",
+        F.posterior_predictive(ppc),
+        "Posterior predictive check",
+        "Observed counts against counts replicated from the posterior (dot: mean, bar: 90% "
+        "interval), on a symmetric log scale. Points along the dashed diagonal are patterns "
+        "the model reproduces; systematic departures show misfit.",
+    )
+
+    # --- estimates
+    share = blocks["noncitizens_est"] / blocks["population"].where(blocks["population"] > 0)
+    width = (blocks["noncitizens_hi90"] - blocks["noncitizens_lo90"]) / blocks["population"].where(
+        blocks["population"] > 0
+    )
+    flags = (
+        blocks["reliability"]
+        .astype(str)
+        .str.lower()
+        .isin(["low", "unreliable", "false", "0", "suppress", "flag"])
+        if "reliability" in blocks
+        else None
+    )
+    book.add(
+        "map_share",
+        F.block_map(
+            blocks,
+            ctx["geography"],
+            share,
+            "estimated noncitizen share of block population",
+            "viridis",
+            vmax=float(min(1.0, share.quantile(0.98) or 1)),
+        ),
+        "Map: estimated noncitizen share",
+        "Each square is a block on the synthetic plane (one panel per county), coloured by "
+        "the published noncitizen estimate divided by the block's population. Noncitizens "
+        "cluster: most blocks are dark, a few are bright.",
+    )
+    book.add(
+        "map_width",
+        F.block_map(
+            blocks,
+            ctx["geography"],
+            width,
+            "90% interval width for noncitizens / block population",
+            "cividis",
+            vmax=1.0,
+            hatch_mask=flags,
+        ),
+        "Map: uncertainty of the noncitizen estimate",
+        "The same blocks coloured by the width of the 90% interval for noncitizens relative "
+        "to the block's population; hatched blocks carry the low-reliability flag. Bright "
+        "blocks are those whose estimate should not be read alone.",
+    )
+    book.add(
+        "width_by_size",
+        F.interval_width_by_size(blocks),
+        "Interval width by block size",
+        "90% interval width for noncitizens against block population (log scale): in "
+        "persons (left) and as a share of the population (right). Absolute width grows "
+        "with size while relative width shrinks: small blocks are the least reliable.",
+    )
+
+    # --- privacy
+    ledger = S.ledger_table(ctx.get("ledger"))
+    book.add(
+        "ledger",
+        F.privacy_ledger(ledger),
+        "Privacy budget by measurement",
+        "zCDP budget rho spent on each noisy measurement (bars) and the running total "
+        "(diamonds); the total is the release's privacy loss.",
+    )
+
+    # --- validation
+    book.add(
+        "calibration",
+        F.calibration(curve),
+        "Interval calibration",
+        "Share of blocks whose true count falls inside the interval, against the interval's "
+        "nominal level, per method, for citizens (left) and CVAP (right). Points below the "
+        "dashed diagonal are intervals that are too narrow (overconfident); above it, too wide.",
+    )
+    keys = {"MAE": S.MAE_KEYS, "RMSE": S.RMSE_KEYS, "tract": S.TRACT_KEYS, "county": S.COUNTY_KEYS}
+    book.add(
+        "errors",
+        F.method_errors(metrics, methods, keys),
+        "Error by geography level",
+        "Left: block-level mean absolute and root-mean-square error in persons. Right: "
+        "mean absolute relative error of tract and county totals. Bars per method: the "
+        "Bayesian model against the record rule and the Census-style baseline.",
+    )
+
+    # --- sensitivity and run
+    book.add(
+        "sensitivity",
+        F.sensitivity(ctx.get("sensitivity")),
+        "Sensitivity of the model",
+        "The model's 90% coverage and block MAE for citizens as each knob moves (one knob "
+        "per column); the dashed line is the baseline run.",
+    )
+    book.add(
+        "runtime",
+        F.runtime(ctx.get("benchmarks")),
+        "Run time per step",
+        "Wall-clock seconds of each workflow step, from Snakemake's benchmark files.",
+    )
+
+    limit = int(settings["max_table_rows"])
+    county_rows, n_counties = _area_rows(ctx["counties"], "county_id", limit)
+    tract_rows, n_tracts = _area_rows(ctx["tracts"], "tract_id", limit)
+    metadata = ctx.get("metadata") or {}
+    diag = ctx.get("diagnostics") or {}
+    metric_rows = []
+    for method in methods:
+        for quantity in ("citizens", "cvap"):
+            metric_rows.append(
+                {
+                    "method": method,
+                    "quantity": quantity,
+                    "mae": S.metric(metrics, method, quantity, *S.MAE_KEYS),
+                    "rmse": S.metric(metrics, method, quantity, *S.RMSE_KEYS),
+                    "coverage90": S.coverage90(curve, method, quantity),
+                    "width": S.metric(metrics, method, quantity, *S.WIDTH_KEYS),
+                    "tract": S.metric(metrics, method, quantity, *S.TRACT_KEYS),
+                    "county": S.metric(metrics, method, quantity, *S.COUNTY_KEYS),
+                }
+            )
+    published_accuracy = S.published_accuracy(ctx.get("published_eval"))
+    privacy_statement = first_key(metadata, "privacy", default={}) or {}
+    bench = ctx.get("benchmarks")
+    context = {
+        "title": settings["title"],
+        "run": config.get("run", Path(ctx["run_dir"]).name),
+        "generated": dt.date.today().isoformat() if settings.get("stamp_date") else None,
+        "sections": SECTIONS,
+        "fig": book.items,
+        "headline": _records(headline),
+        "n_blocks": len(blocks),
+        "n_tracts": n_tracts,
+        "n_counties": n_counties,
+        "population": int(blocks["population"].sum()),
+        "privacy": privacy,
+        "privacy_sentences": N.privacy_sentences(privacy),
+        "sources": _records(sources),
+        "linkage_sentences": N.linkage_sentences(sources, recall),
+        "diagnostics": {
+            "max_rhat": first_key(diag, "max_rhat", default=conv_stats.get("max_rhat")),
+            "min_ess_bulk": first_key(diag, "min_ess_bulk", default=conv_stats.get("min_ess_bulk")),
+            "min_ess_tail": first_key(diag, "min_ess_tail"),
+            "divergences": first_key(diag, "divergences"),
+            "sampling_seconds": first_key(diag, "sampling_seconds"),
+            "chains": first_key(diag, "chains", "n_chains"),
+            "draws": first_key(diag, "draws", "n_draws"),
+            "parameters": conv_stats.get("parameters"),
+        },
+        "diagnostic_sentences": N.diagnostics_sentences(
+            diag, conv_stats, float(settings["rhat_max"]), float(settings["ess_min"])
+        ),
+        "behaviour_sentences": N.behaviour_sentences(behaviour),
+        "model_description": first_key(diag, "description", "model_description"),
+        "size_sentences": N.block_size_sentences(
+            blocks, int(settings["small_block"]), int(settings["large_block"])
+        ),
+        "counties": county_rows,
+        "tracts": tract_rows,
+        "table_limit": limit,
+        "ledger": _records(ledger),
+        "published_accuracy": _records(published_accuracy),
+        "guarantee": first_key(privacy_statement, "guarantee"),
+        "noise_note": first_key(privacy_statement, "noise_source_note"),
+        "metrics": metric_rows,
+        "coverage_sentences": N.coverage_sentences(curve, float(settings["coverage_tolerance"])),
+        "method_sentences": N.method_sentences(metrics, methods),
+        "person_cost": S.person_cost(ctx),
+        "sensitivity_ran": ctx.get("sensitivity") is not None,
+        "sensitivity_rows": _records(ctx.get("sensitivity"), limit),
+        "sensitivity_columns": list(ctx["sensitivity"].columns)
+        if ctx.get("sensitivity") is not None
+        else [],
+        "config_hash": first_key(metadata, "config_hash") or config_hash(config),
+        "config_hash_origin": "published/metadata.json"
+        if first_key(metadata, "config_hash")
+        else "computed by the report from the run's config",
+        "seed": config.get("seed", first_key(metadata, "seed")),
+        "reference_date": config.get("reference_date"),
+        "versions": _versions(metadata),
+        "benchmarks": _records(bench),
+        "total_seconds": float(bench["seconds"].sum()) if bench is not None else None,
+        "missing": ctx.get("missing", []),
+        "notes": ctx.get("notes", []),
+        "css": (TEMPLATES / "report.css").read_text(encoding="utf-8"),
+        "page_size": settings["page_size"],
+        "methods": methods or list(METHODS),
+    }
+    return context, book
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            out.update(_flat(inner, f"{prefix}{key}." if prefix or key else ""))
+    elif isinstance(value, (int, float, str, bool)) or value is None:
+        out[prefix.rstrip(".")] = value
+    return out
+
+
+def settings_from_config(config: dict) -> dict[str, Any]:
+    """The report's settings: schema defaults under ``config['report']``."""
+    return {**DEFAULT_SETTINGS, **(config.get("report") or {})}
+
+
+def render_html(
+    run_dir: str | Path,
+    config: dict,
+    bench_dir: str | Path | None = None,
+    sensitivity_summary: str | Path | None = None,
+) -> Rendered:
+    """Load the run and render the self-contained HTML report."""
+    settings = settings_from_config(config)
+    ctx = load_run(run_dir, config, bench_dir, sensitivity_summary)
+    context, book = build_context(ctx, settings)
+    html = _environment().get_template("report.html.j2").render(**context)
+    return Rendered(
+        html=html,
+        figures=list(book.items.values()),
+        sections=[s for s, _ in SECTIONS],
+        missing=ctx["missing"],
+    )
+
+
+def html_to_pdf(html: str) -> bytes:
+    """The same HTML, laid out for print by WeasyPrint (page size and numbers from the CSS)."""
+    import weasyprint
+
+    # WeasyPrint and fontTools log every step at INFO: keep the rule's log readable.
+    for noisy in ("fontTools", "weasyprint.progress"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    # No base URL: every resource is inline, so nothing can be fetched from anywhere.
+    return weasyprint.HTML(string=html, base_url=None).write_pdf()
+
+
+def write_report(
+    run_dir: str | Path,
+    config: dict,
+    html_path: str | Path,
+    pdf_path: str | Path | None = None,
+    bench_dir: str | Path | None = None,
+    sensitivity_summary: str | Path | None = None,
+) -> Rendered:
+    """Render and write ``report.html`` (and ``report.pdf``) atomically."""
+    from pipeline_common.io import write_bytes, write_text
+
+    rendered = render_html(run_dir, config, bench_dir, sensitivity_summary)
+    write_text(rendered.html, html_path)
+    log.info(
+        "wrote %s (%d figures, %.1f kB)",
+        html_path,
+        len(rendered.figures),
+        len(rendered.html) / 1024,
+    )
+    if pdf_path is not None:
+        pdf = html_to_pdf(rendered.html)
+        write_bytes(pdf, pdf_path)
+        log.info("wrote %s (%.1f kB)", pdf_path, len(pdf) / 1024)
+    return rendered
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m reports.render RUN_DIR [--config ...] [--out DIR]``."""
+    from pipeline_common.config import load_config
+    from pipeline_common.logs import setup_logging
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="results/{run}")
+    parser.add_argument("--config", nargs="*", default=[], help="scenario YAML files")
+    parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
+    parser.add_argument("--bench", default=None, help="benchmarks/{run} (default guessed)")
+    parser.add_argument("--sensitivity", default="results/sensitivity/summary.csv")
+    parser.add_argument("--no-pdf", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging()
+    config = load_config(*args.config)
+    run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "report"
+    bench = args.bench or (run_dir.parent.parent / "benchmarks" / run_dir.name)
+    write_report(
+        run_dir,
+        config,
+        out / "report.html",
+        None if args.no_pdf else out / "report.pdf",
+        bench,
+        args.sensitivity,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,626 @@
+"""Turn the loaded run (``reports.data.load_run``) into tidy tables the report shows.
+
+Upstream JSON files are read tolerantly: a few spellings of each key are accepted (the first
+found wins, see ``first_key``), so a renamed key shows as an empty cell instead of a crash. What
+could not be found is listed in the report's "inputs not available" note.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.data import METHODS, QUANTITIES, SOURCES, first_key, numeric
+
+SOURCE_LABELS = {
+    "ssa_numident": "SSA Numident",
+    "uscis_naturalizations": "USCIS naturalizations",
+    "uscis_lpr": "USCIS LPR grants",
+    "cbp_ice": "CBP / ICE",
+    "state_passports": "State Dept passports",
+    "irs_itin": "IRS ITIN",
+    "acs": "ACS (survey)",
+}
+STATUS_LABELS = {
+    "native_citizen": "Native-born citizen",
+    "naturalized": "Naturalized citizen",
+    "lpr": "LPR",
+    "temporary": "Temporary lawful",
+    "unauthorized": "Unauthorized",
+}
+POPULATION_LABELS = {
+    "protected_1367": "8 U.S.C. 1367 (VAWA/T/U)",
+    "refugee_asylee": "refugee/asylee (8 CFR 208.6)",
+}
+
+
+def source_label(source: str) -> str:
+    """Readable name of a source."""
+    return SOURCE_LABELS.get(source, source)
+
+
+def _per_source(mapping: Any) -> dict[str, Any]:
+    """The per-source part of a JSON file: ``{"sources": {...}}``, ``{"by_source": ...}``,
+    a list of ``{"source": ...}`` rows, or the top level itself."""
+    if isinstance(mapping, dict):
+        inner = first_key(mapping, "sources", "by_source", "per_source")
+        if inner is not None:
+            return _per_source(inner)
+        return {k: v for k, v in mapping.items() if k in SOURCES}
+    if isinstance(mapping, list):
+        return {row["source"]: row for row in mapping if isinstance(row, dict) and "source" in row}
+    return {}
+
+
+NOT_REASONS = ("records_", "persons_", "total", "fields_", "authority", "policy_", "notes")
+
+
+def withheld_by_source(withheld: Any) -> dict[str, dict[str, int]]:
+    """``{source: {reason: count}}`` from ``linkage/withheld.json``.
+
+    The linkage stage writes ``{source: {reason: n, total_withheld, records_in,
+    records_shared, records_linked, ...}, totals: {...}}``: only the reason counts are kept.
+    """
+    out = {}
+    for source, entry in _per_source(withheld).items():
+        if isinstance(entry, dict):
+            reasons = entry.get("withheld") if isinstance(entry.get("withheld"), dict) else entry
+            out[source] = {
+                r: int(v)
+                for r, v in reasons.items()
+                if numeric(v) is not None and not str(r).startswith(NOT_REASONS)
+            }
+        elif numeric(entry) is not None:
+            out[source] = {"unspecified": int(entry)}
+    return out
+
+
+def withheld_entry(withheld: Any, source: str) -> dict:
+    """The linkage stage's whole per-source entry of ``withheld.json`` (counts and policy)."""
+    entry = _per_source(withheld).get(source)
+    return entry if isinstance(entry, dict) else {}
+
+
+def _policy(config: dict, source: str) -> dict:
+    sources_cfg = (config.get("synthetic") or {}).get("sources") or {}
+    source_cfg = sources_cfg.get(source) if isinstance(sources_cfg.get(source), dict) else {}
+    return source_cfg.get("policy") or {}, source_cfg
+
+
+WINDOW_KEYS = {
+    "uscis_naturalizations": "uscis_window_start",
+    "uscis_lpr": "uscis_window_start",
+    "cbp_ice": "cbp_ice_window_start",
+}
+
+
+def _coverage_window(config: dict, source: str, source_cfg: dict) -> str:
+    """A source's coverage: its record window (``synthetic.*_window_start``), the start year of
+    a field, and the share of eligible persons it holds (``synthetic.sources.<s>.coverage``)."""
+    synthetic = config.get("synthetic") or {}
+    parts = []
+    window_key = WINDOW_KEYS.get(source)
+    if window_key and synthetic.get(window_key):
+        parts.append(f"records from {synthetic[window_key]}")
+    for key, value in sorted(source_cfg.items()):
+        if key.endswith("_start_year") and numeric(value) is not None:
+            parts.append(f"{key.removesuffix('_start_year').replace('_', ' ')} from {int(value)}")
+    coverage = numeric(source_cfg.get("coverage"))
+    if coverage is not None:
+        parts.append(f"holds {coverage:.0%} of eligible persons")
+    return "; ".join(parts) if parts else "not stated in config"
+
+
+def _linkage_policy(config: dict, source: str) -> dict:
+    """The policy the linkage stage applies (its resolver), or the raw config if unavailable."""
+    try:
+        from linkage.policy import resolve_policy
+
+        policy = resolve_policy(config, source)
+        return {
+            "authority": policy.authority,
+            "permitted_fields": list(policy.permitted_fields or []),
+            "withhold": list(policy.withhold),
+            "origin": policy.origin,
+        }
+    except Exception:  # the linkage package is optional for the report: fall back to config
+        policy, _ = _policy(config, source)
+        return dict(policy)
+
+
+def sources_table(ctx: dict) -> pd.DataFrame:
+    """One row per source: policy, coverage window, records, links, withheld, linkage quality.
+
+    Counts come from the linkage stage's ``withheld.json`` entry where it has them (records in,
+    shared after the policy, linked); otherwise from the source files and ``links.parquet``.
+    """
+    withheld = withheld_by_source(ctx.get("withheld"))
+    quality = _per_source(ctx.get("linkage_eval"))
+    rows = []
+    for source in SOURCES:
+        policy = _linkage_policy(ctx["config"], source)
+        _, source_cfg = _policy(ctx["config"], source)
+        entry = withheld_entry(ctx.get("withheld"), source)
+        records = numeric(entry.get("records_in"))
+        records = records if records is not None else ctx["source_records"].get(source)
+        linked = numeric(entry.get("records_linked"))
+        linked = linked if linked is not None else ctx["link_counts"].get(source)
+        reasons = withheld.get(source, {})
+        withheld_total = numeric(entry.get("total_withheld"))
+        if withheld_total is None:
+            withheld_total = sum(reasons.values()) if reasons else 0
+        shared = numeric(entry.get("records_shared"))
+        if shared is None and records is not None:
+            shared = records - withheld_total
+        q = quality.get(source, {}) if isinstance(quality.get(source), dict) else {}
+        dropped = entry.get("fields_dropped") or []
+        rows.append(
+            {
+                "source": source,
+                "Source": source_label(source),
+                "authority": entry.get("authority")
+                or policy.get("authority")
+                or "not stated in config",
+                "permitted_fields": ", ".join(policy.get("permitted_fields") or [])
+                or "not restricted in config",
+                "fields_dropped": ", ".join(map(str, dropped)) if dropped else "none",
+                "withhold_policy": ", ".join(
+                    POPULATION_LABELS.get(p, p) for p in policy.get("withhold") or []
+                )
+                or "—",
+                "coverage_window": _coverage_window(ctx["config"], source, source_cfg),
+                "records": records,
+                "withheld": withheld_total,
+                "withheld_reasons": ", ".join(
+                    f"{POPULATION_LABELS.get(r, r)}: {v:,}" for r, v in reasons.items() if v
+                )
+                or "none",
+                "shared": shared,
+                "linked": linked,
+                "linked_share": (linked / shared) if linked is not None and shared else None,
+                "precision": numeric(first_key(q, "precision")),
+                "recall": numeric(first_key(q, "recall")),
+                "f1": numeric(first_key(q, "f1", "F1")),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def match_probability_histograms(ctx: dict) -> dict[str, dict]:
+    """Per source ``{edges, true_links, false_links}`` from ``evaluation/linkage.json``."""
+    out = {}
+    for source, q in _per_source(ctx.get("linkage_eval")).items():
+        hist = first_key(q, "match_probability_histogram") if isinstance(q, dict) else None
+        if isinstance(hist, dict) and {"edges", "true_links", "false_links"} <= set(hist):
+            out[source] = hist
+    return out
+
+
+def recall_by_status(ctx: dict) -> pd.DataFrame:
+    """Recall (share of a source's true records linked) by source x true status."""
+    rows = []
+    for source, q in _per_source(ctx.get("linkage_eval")).items():
+        by_status = first_key(q, "recall_by_status", "recall_by_true_status", "by_status")
+        if not isinstance(by_status, dict):
+            continue
+        for status, value in by_status.items():
+            value = first_key(value, "recall") if isinstance(value, dict) else value
+            if numeric(value) is not None:
+                rows.append({"source": source, "status": status, "recall": numeric(value)})
+    return pd.DataFrame(rows, columns=["source", "status", "recall"])
+
+
+def method_metrics(ctx: dict) -> pd.DataFrame:
+    """Tidy ``method, quantity, metric, value`` from ``evaluation/estimates.json``."""
+    ev = ctx.get("estimates_eval") or {}
+    methods = first_key(ev, "methods", default=ev)
+    rows = []
+    for method, by_quantity in (methods or {}).items():
+        if not isinstance(by_quantity, dict):
+            continue
+        for quantity, metrics in by_quantity.items():
+            if not isinstance(metrics, dict):
+                continue
+            for metric, value in metrics.items():
+                if numeric(value) is not None:
+                    rows.append(
+                        {
+                            "method": method,
+                            "quantity": quantity,
+                            "metric": metric,
+                            "value": numeric(value),
+                        }
+                    )
+    return pd.DataFrame(rows, columns=["method", "quantity", "metric", "value"])
+
+
+def metric(metrics: pd.DataFrame, method: str, quantity: str, *names: str) -> float | None:
+    """One number from ``method_metrics`` (the first of ``names`` present)."""
+    for name in names:
+        hit = metrics[
+            (metrics["method"] == method)
+            & (metrics["quantity"] == quantity)
+            & (metrics["metric"] == name)
+        ]
+        if len(hit):
+            return float(hit["value"].iloc[0])
+    return None
+
+
+COVERAGE90_KEYS = ("coverage90", "coverage_90", "coverage", "coverage_pit90")
+WIDTH_KEYS = ("mean_width", "mean_width90", "width", "width90")
+MAE_KEYS = ("mae", "block_mae", "MAE")
+RMSE_KEYS = ("rmse", "block_rmse", "RMSE")
+TRACT_KEYS = ("tract_rel_error", "tract_relative_error", "tract_mare", "tract_rel_mae")
+COUNTY_KEYS = ("county_rel_error", "county_relative_error", "county_mare", "county_rel_mae")
+
+
+def coverage_curve(ctx: dict) -> pd.DataFrame:
+    """Empirical vs nominal interval coverage by method and quantity.
+
+    Reads a ``coverage`` mapping ``{nominal: empirical}`` per method and quantity when present
+    (several levels), else the single 90% number.
+    """
+    ev = ctx.get("estimates_eval") or {}
+    methods = first_key(ev, "methods", default=ev)
+    rows = []
+    for method, by_quantity in (methods or {}).items():
+        if not isinstance(by_quantity, dict):
+            continue
+        for quantity, metrics in by_quantity.items():
+            if not isinstance(metrics, dict):
+                continue
+            levels = first_key(metrics, "coverage_levels", "coverage_by_level", "coverage")
+            if isinstance(levels, dict):
+                for nominal, empirical in levels.items():
+                    nominal_value = numeric(str(nominal).rstrip("%"))
+                    if nominal_value is not None and numeric(empirical) is not None:
+                        if nominal_value > 1:
+                            nominal_value /= 100
+                        rows.append(
+                            {
+                                "method": method,
+                                "quantity": quantity,
+                                "nominal": nominal_value,
+                                "empirical": numeric(empirical),
+                            }
+                        )
+            else:
+                value = numeric(first_key(metrics, *COVERAGE90_KEYS))
+                if value is not None:
+                    rows.append(
+                        {"method": method, "quantity": quantity, "nominal": 0.9, "empirical": value}
+                    )
+    return pd.DataFrame(rows, columns=["method", "quantity", "nominal", "empirical"])
+
+
+def coverage90(curve: pd.DataFrame, method: str, quantity: str) -> float | None:
+    """The empirical coverage of nominal 90% intervals, if evaluated."""
+    hit = curve[
+        (curve["method"] == method)
+        & (curve["quantity"] == quantity)
+        & (np.isclose(curve["nominal"], 0.9))
+    ]
+    return float(hit["empirical"].iloc[0]) if len(hit) else None
+
+
+def person_cost(ctx: dict) -> dict[str, float]:
+    """Person-level misclassification cost of the record rule (numbers only)."""
+    ev = ctx.get("estimates_eval") or {}
+    cost = first_key(ev, "record_rule_person_cost", "person_cost", "person_level_cost")
+    if cost is None:
+        rule = first_key(first_key(ev, "methods", default=ev) or {}, "record_rule") or {}
+        cost = first_key(rule, "person_cost", "person_level_cost")
+    if isinstance(cost, dict):
+        return {k: numeric(v) for k, v in cost.items() if numeric(v) is not None}
+    return {}
+
+
+def category_base(label: str) -> str:
+    """Base evidence category of a model label: ``noncitizen_old_lo`` -> ``noncitizen``."""
+    base = str(label)
+    for suffix in ("_hi", "_lo"):
+        base = base.removesuffix(suffix)
+    return base.removesuffix("_old")
+
+
+def behaviour_table(diagnostics: Any) -> pd.DataFrame:
+    """``source, latent_class, category, mean, lo90, hi90`` from ``model/diagnostics.json``.
+
+    The model stage writes ``source_behaviour: {source: {class: {category: {mean, lo90,
+    hi90}}}}``; a list of flat rows is accepted too.
+    """
+    columns = ["source", "latent_class", "category", "mean", "lo90", "hi90"]
+    raw = first_key(diagnostics or {}, "source_behaviour", "source_behavior")
+    rows = []
+    if isinstance(raw, dict):
+        for source, by_class in raw.items():
+            for klass, by_category in (by_class or {}).items():
+                for category, stats in (by_category or {}).items():
+                    if isinstance(stats, dict):
+                        rows.append(
+                            {
+                                "source": source,
+                                "latent_class": klass,
+                                "category": category,
+                                **{k: numeric(stats.get(k)) for k in columns[3:]},
+                            }
+                        )
+    elif isinstance(raw, list):
+        for row in raw:
+            if isinstance(row, dict):
+                rows.append(
+                    {
+                        "source": row.get("source"),
+                        "latent_class": row.get("latent_class", row.get("class")),
+                        "category": row.get("category"),
+                        **{k: numeric(row.get(k)) for k in columns[3:]},
+                    }
+                )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _posterior_conditional(
+    posterior, source: str, klass: str, numerator: set[str], denominator: set[str]
+) -> np.ndarray | None:
+    """Draws of P(category in numerator | class, category in denominator) from ``theta_<s>``."""
+    if posterior is None or "posterior" not in posterior.children:
+        return None
+    ds = posterior["posterior"].to_dataset()
+    name = f"theta_{source}"
+    if name not in ds:
+        return None
+    theta = ds[name]
+    class_dim = next((d for d in theta.dims if d == "class"), None)
+    cat_dim = next((d for d in theta.dims if str(d).startswith("cat")), None)
+    if class_dim is None or cat_dim is None or klass not in theta[class_dim].values.tolist():
+        return None
+    labels = [str(c) for c in theta[cat_dim].values.tolist()]
+    num = [i for i, c in enumerate(labels) if category_base(c) in numerator]
+    den = [i for i, c in enumerate(labels) if category_base(c) in denominator]
+    if not num or not den:
+        return None
+    sub = theta.sel({class_dim: klass}).stack(sample=("chain", "draw")).transpose(cat_dim, ...)
+    values = sub.to_numpy()
+    denominator_draws = values[den].sum(axis=0)
+    return values[num].sum(axis=0) / np.where(denominator_draws > 0, denominator_draws, np.nan)
+
+
+def _truth_value(parameters: Any, path: str) -> float | None:
+    node = parameters
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return numeric(node)
+
+
+def _acs_noncitizen_misreport(parameters: Any) -> float | None:
+    """Generating share of noncitizens answering 'citizen' in the ACS, weighted by status."""
+    rates = _truth_value_dict(parameters, "synthetic.sources.acs.misreport_citizen")
+    shares = _truth_value_dict(parameters, "realized.status_shares")
+    statuses = [s for s in ("lpr", "temporary", "unauthorized") if s in rates and s in shares]
+    weight = sum(shares[s] for s in statuses)
+    if not statuses or weight <= 0:
+        return None
+    return sum(rates[s] * shares[s] for s in statuses) / weight
+
+
+def _truth_value_dict(parameters: Any, path: str) -> dict[str, float]:
+    node = parameters
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return {}
+        node = node[key]
+    return (
+        {k: float(v) for k, v in node.items() if numeric(v) is not None}
+        if isinstance(node, dict)
+        else {}
+    )
+
+
+# Source behaviours whose generating value is known from truth/parameters.json, stated
+# conditionally on a link (the model's probabilities include the chance of no link at all).
+BEHAVIOUR_CHECKS = (
+    {
+        "label": "Numident says noncitizen | naturalized citizen, linked",
+        "source": "ssa_numident",
+        "latent_class": "naturalized",
+        "numerator": {"noncitizen"},
+        "denominator": {"citizen", "naturalized", "noncitizen", "lpr", "unknown"},
+        "truth": lambda p: _truth_value(p, "realized.numident_naturalized_marked_noncitizen_share"),
+        "truth_note": "realized share of naturalized Numident holders recorded as noncitizen",
+    },
+    {
+        "label": "ACS says citizen | noncitizen, linked and answered",
+        "source": "acs",
+        "latent_class": "noncitizen",
+        "numerator": {"citizen", "naturalized"},
+        "denominator": {"citizen", "naturalized", "noncitizen", "lpr"},
+        "truth": _acs_noncitizen_misreport,
+        "truth_note": "misreport_citizen rates weighted by the realized status mix",
+    },
+)
+
+
+def source_behaviour(ctx: dict) -> pd.DataFrame:
+    """Estimated source behaviours (posterior mean, 90% interval) beside generating values.
+
+    Each check in ``BEHAVIOUR_CHECKS`` is computed from the posterior draws of
+    ``theta_<source>`` when ``model/posterior.nc`` has them, else as a ratio of the posterior
+    means in ``model/diagnostics.json`` (then without an interval).
+    """
+    table = behaviour_table(ctx.get("diagnostics"))
+    parameters = ctx.get("parameters") or {}
+    rows = []
+    for check in BEHAVIOUR_CHECKS:
+        truth = check["truth"](parameters)
+        draws = _posterior_conditional(
+            ctx.get("posterior"),
+            check["source"],
+            check["latent_class"],
+            check["numerator"],
+            check["denominator"],
+        )
+        mean = lo = hi = None
+        if draws is not None and np.isfinite(draws).any():
+            finite = draws[np.isfinite(draws)]
+            mean, lo, hi = (
+                float(finite.mean()),
+                float(np.quantile(finite, 0.05)),
+                float(np.quantile(finite, 0.95)),
+            )
+        elif not table.empty:
+            part = table[
+                (table["source"] == check["source"])
+                & (table["latent_class"] == check["latent_class"])
+            ]
+            bases = part["category"].map(category_base)
+            den = part.loc[bases.isin(check["denominator"]), "mean"].sum()
+            if den > 0:
+                mean = float(part.loc[bases.isin(check["numerator"]), "mean"].sum() / den)
+        if mean is None:
+            continue
+        rows.append(
+            {
+                "label": check["label"],
+                "mean": mean,
+                "lo90": lo,
+                "hi90": hi,
+                "truth": truth,
+                "truth_note": check["truth_note"],
+            }
+        )
+    return pd.DataFrame(rows, columns=["label", "mean", "lo90", "hi90", "truth", "truth_note"])
+
+
+def ledger_table(ledger: Any) -> pd.DataFrame:
+    """The privacy ledger's measurements: name, rho, noise sigma, running total of rho."""
+    if not isinstance(ledger, dict):
+        return pd.DataFrame()
+    entries = first_key(ledger, "measurements", "entries", "ledger", default=[])
+    if isinstance(entries, dict):
+        entries = [
+            {"name": k, **v} if isinstance(v, dict) else {"name": k, "rho": v}
+            for k, v in entries.items()
+        ]
+    rows = []
+    running = 0.0
+    for entry in entries or []:
+        if not isinstance(entry, dict):
+            continue
+        rho = numeric(first_key(entry, "rho"))
+        stated = numeric(
+            first_key(entry, "rho_running_total", "running_rho", "rho_running", "running_total")
+        )
+        running = stated if stated is not None else running + (rho or 0.0)
+        name = first_key(entry, "name", "measurement", "table", default="")
+        detail = [str(entry[k]) for k in ("geo_level", "pattern_level") if k in entry]
+        rows.append(
+            {
+                "measurement": " / ".join([str(name), *detail]) if detail else str(name),
+                "rho": rho,
+                "epsilon": numeric(first_key(entry, "epsilon")),
+                "sigma": numeric(first_key(entry, "noise_std", "sigma", "noise_scale", "scale")),
+                "cells": numeric(first_key(entry, "cells")),
+                "running_rho": running,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def privacy_parameters(ctx: dict) -> dict[str, Any]:
+    """Mode, spent and budgeted rho, epsilon and delta from the ledger (or the metadata).
+
+    The privacy stage's ledger holds ``mode``, ``budget: {rho, delta, epsilon}`` and
+    ``total: {rho, epsilon, delta}`` (spent); flat keys are accepted too.
+    """
+    ledger = ctx.get("ledger") or first_key(ctx.get("metadata") or {}, "privacy") or {}
+    total = first_key(ledger, "total", default={}) or {}
+    budget = first_key(ledger, "budget", default={}) or {}
+    mode = first_key(ledger, "mode", "privacy_mode", default="unknown")
+    rho = numeric(first_key(total, "rho")) if isinstance(total, dict) else None
+    rho = rho if rho is not None else numeric(first_key(ledger, "rho_total", "total_rho", "rho"))
+    epsilon = numeric(first_key(total, "epsilon")) if isinstance(total, dict) else None
+    epsilon = epsilon if epsilon is not None else numeric(first_key(ledger, "epsilon"))
+    delta = numeric(first_key(total, "delta")) if isinstance(total, dict) else None
+    delta = delta if delta is not None else numeric(first_key(budget, "delta"))
+    delta = delta if delta is not None else numeric(first_key(ledger, "delta"))
+    return {
+        "mode": str(mode),
+        "protected": first_key(ledger, "privacy_protected"),
+        "rho": rho,
+        "epsilon": epsilon,
+        "delta": delta,
+        "budget_rho": numeric(first_key(budget, "rho")) if isinstance(budget, dict) else None,
+        "remaining_rho": numeric(first_key(ledger, "remaining_rho")),
+        "mechanism": first_key(
+            (first_key(ledger, "measurements", default=[{}]) or [{}])[0], "mechanism"
+        ),
+        "warning": first_key(ledger, "warning"),
+    }
+
+
+def headline(ctx: dict) -> pd.DataFrame:
+    """Totals over the whole run for citizens, noncitizens and CVAP with 90% intervals.
+
+    The intervals come from the county table (one county: its row; several: summed draws when
+    the report computed them, else summing county intervals is *not* done and they are blank).
+    """
+    counties = ctx["counties"]
+    overall = ctx.get("overall")
+    rows = []
+    for quantity in QUANTITIES:
+        if overall is not None:
+            est, lo, hi = (overall[f"{quantity}_{s}"] for s in ("est", "lo90", "hi90"))
+        elif len(counties) == 1 and f"{quantity}_lo90" in counties:
+            row = counties.iloc[0]
+            est, lo, hi = (row[f"{quantity}_{s}"] for s in ("est", "lo90", "hi90"))
+        else:
+            est, lo, hi = ctx["blocks"][f"{quantity}_est"].sum(), None, None
+        rows.append(
+            {
+                "quantity": quantity,
+                "estimate": numeric(est),
+                "lo90": numeric(lo),
+                "hi90": numeric(hi),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def methods_present(metrics: pd.DataFrame) -> list[str]:
+    """Methods in the evaluation, in the report's canonical order."""
+    present = list(dict.fromkeys(metrics["method"]))
+    return [m for m in METHODS if m in present] + [m for m in present if m not in METHODS]
+
+
+def published_accuracy(published_eval: Any) -> pd.DataFrame:
+    """Accuracy of the published (post-privacy) tables from ``evaluation/published.json``:
+    one row per quantity with block coverage, MAE, RMSE, bias, width and the mean absolute
+    relative error of tract and county sums."""
+    if not isinstance(published_eval, dict):
+        return pd.DataFrame()
+    block = first_key(published_eval, "block", default={}) or {}
+    rows = []
+    for quantity in QUANTITIES:
+        b = block.get(quantity) if isinstance(block.get(quantity), dict) else {}
+        tract = (published_eval.get("tract") or {}).get(quantity) or {}
+        county = (published_eval.get("county") or {}).get(quantity) or {}
+        if not (b or tract or county):
+            continue
+        rows.append(
+            {
+                "quantity": quantity,
+                "coverage90": numeric(first_key(b, *COVERAGE90_KEYS)),
+                "mae": numeric(first_key(b, *MAE_KEYS)),
+                "rmse": numeric(first_key(b, *RMSE_KEYS)),
+                "bias": numeric(first_key(b, "bias")),
+                "width": numeric(first_key(b, *WIDTH_KEYS)),
+                "tract": numeric(first_key(tract, "mean_abs_relative_error", *TRACT_KEYS)),
+                "county": numeric(first_key(county, "mean_abs_relative_error", *COUNTY_KEYS)),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,409 @@
+"""Administrative sources: one table per agency, as that agency would hold its records.
+
+Each ``make_<source>`` function takes the true persons (with identities), the ``synthetic``
+config, the reference date and a generator, and returns a DataFrame with the source's fields
+plus an internal ``person_index`` column (the truth link, removed before the source is
+written). Identity fields carry record errors (see :mod:`synthetic.errors`); coverage, date
+windows and staleness follow the config.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from synthetic import errors
+from synthetic.population import (
+    DAYS_PER_YEAR,
+    LPR,
+    NATIVE,
+    NATURALIZED,
+    STATUS_NAMES,
+    TEMPORARY,
+    UNAUTHORIZED,
+)
+
+NAT = np.datetime64("NaT", "D")
+DHS_SOURCES = ("uscis_naturalizations", "uscis_lpr", "cbp_ice")
+# Sources whose records carry an SSN field (often null in the USCIS files).
+SSN_SOURCES = ("ssa_numident", "uscis_naturalizations", "uscis_lpr", "state_passports")
+RECORD_CODES = {
+    "ssa_numident": "SSA",
+    "uscis_naturalizations": "NAT",
+    "uscis_lpr": "LPR",
+    "cbp_ice": "CBP",
+    "state_passports": "PPT",
+    "irs_itin": "ITIN",
+    "acs": "ACS",
+}
+
+
+def _days(years: float | np.ndarray) -> np.ndarray:
+    return np.floor(np.asarray(years) * DAYS_PER_YEAR).astype("timedelta64[D]")
+
+
+def _uniform_dates(lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A uniform date in ``[lo, hi]`` per row (``hi >= lo`` assumed)."""
+    lo_i = lo.astype("datetime64[D]").astype(np.int64)
+    hi_i = hi.astype("datetime64[D]").astype(np.int64)
+    span = np.maximum(hi_i - lo_i, 0)
+    return (lo_i + np.floor(rng.random(len(lo_i)) * (span + 1)).astype(np.int64)).astype(
+        "datetime64[D]"
+    )
+
+
+def identity_fields(
+    persons: pd.DataFrame,
+    idx: np.ndarray,
+    cfg: dict,
+    source: str,
+    rng: np.random.Generator,
+    with_ssn: bool,
+) -> dict[str, np.ndarray]:
+    """Identity columns of the records of persons ``idx``, with this source's errors.
+
+    The source's ``error_scale`` multiplies every rate in ``synthetic.rates``;
+    ``missing_dob``, ``missing_ssn``, ``missing_address`` and ``stale_address`` are per
+    source.
+    """
+    rates = cfg["rates"]
+    scfg = cfg["sources"][source]
+    scale = float(scfg["error_scale"])
+    n = len(idx)
+
+    def rate(key: str) -> float:
+        return float(rates[key]) * scale
+
+    first = persons["first_name"].to_numpy()[idx]
+    last = persons["last_name"].to_numpy()[idx]
+    second = persons["second_surname"].to_numpy()[idx]
+    locale = persons["name_locale"].to_numpy()[idx]
+    first = errors.apply_nicknames(first, rate("nickname"), rng)
+    # Double surnames: Spanish and Portuguese naming, the second surname appended.
+    double = errors.pick(n, rate("double_surname"), rng) & (
+        np.char.startswith(locale.astype(str), "es") | np.char.startswith(locale.astype(str), "pt")
+    )
+    last = np.where(double, last + " " + second, last)
+    swap = errors.pick(n, rate("name_swap"), rng)
+    first, last = np.where(swap, last, first), np.where(swap, first, last)
+    first = errors.apply_typos(first, rate("typo"), rng)
+    last = errors.apply_typos(last, rate("typo"), rng)
+    dob = persons["dob"].to_numpy()[idx].astype("datetime64[D]")
+    dob = errors.swap_day_month(dob, rate("dob_day_month_swap"), rng)
+    dob = errors.shift_year(dob, rate("dob_year_error"), rng)
+    dob = errors.null_out(dob, float(scfg["missing_dob"]), rng)
+    male = persons["male"].to_numpy()[idx]
+    male = np.where(errors.pick(n, rate("sex_error"), rng), ~male, male)
+    sex = np.where(male, "M", "F").astype(object)
+    sex = errors.null_out(sex, float(scfg["missing_sex"]), rng)
+    stale = errors.pick(n, float(scfg["stale_address"]), rng)
+    address = np.where(
+        stale, persons["previous_address"].to_numpy()[idx], persons["address"].to_numpy()[idx]
+    )
+    zip_code = np.where(
+        stale, persons["previous_zip"].to_numpy()[idx], persons["zip"].to_numpy()[idx]
+    )
+    address = errors.apply_typos(address, rate("typo"), rng)
+    no_address = errors.pick(n, float(scfg["missing_address"]), rng)
+    address = np.where(no_address, None, address)
+    zip_code = np.where(no_address, None, zip_code)
+    out = {
+        "first_name": first,
+        "last_name": last,
+        "dob": dob,
+        "sex": sex,
+        "address": address,
+        "zip": zip_code,
+    }
+    if with_ssn:
+        ssn = persons["ssn"].to_numpy()[idx]
+        ssn = errors.wrong_ssn_digit(ssn, rate("ssn_digit_error"), rng)
+        out["ssn"] = errors.null_out(ssn, float(scfg["missing_ssn"]), rng)
+    return out
+
+
+def _covered(mask: np.ndarray, coverage: float, rng: np.random.Generator) -> np.ndarray:
+    return np.flatnonzero(mask & (rng.random(len(mask)) < coverage))
+
+
+def _with_duplicates(table: pd.DataFrame, rate: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Append within-source duplicates: copies of a ``rate`` share of records."""
+    chosen = np.flatnonzero(errors.pick(len(table), rate, rng))
+    if len(chosen) == 0:
+        return table
+    return pd.concat([table, table.iloc[chosen]], ignore_index=True)
+
+
+def _finish(
+    persons: pd.DataFrame,
+    idx: np.ndarray,
+    fields: dict,
+    cfg: dict,
+    source: str,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Assemble a source table: duplicates first (errors then drawn independently), flags."""
+    scfg = cfg["sources"][source]
+    # Duplicates are second records of the same persons, with their own errors.
+    dup = np.flatnonzero(
+        errors.pick(len(idx), float(cfg["rates"]["duplicate"]) * float(scfg["error_scale"]), rng)
+    )
+    all_idx = np.concatenate([idx, idx[dup]])
+    status_fields = {k: np.concatenate([v, v[dup]]) for k, v in fields.items()}
+    identity = identity_fields(persons, all_idx, cfg, source, rng, source in SSN_SOURCES)
+    table = pd.DataFrame({"person_index": all_idx, **identity, **status_fields})
+    if source in DHS_SOURCES:
+        table["protected_1367"] = persons["protected_1367"].to_numpy()[all_idx]
+        table["refugee_asylee"] = persons["refugee_asylee"].to_numpy()[all_idx]
+    return table
+
+
+def make_ssa_numident(
+    persons: pd.DataFrame, cfg: dict, ref: np.datetime64, rng: np.random.Generator
+) -> pd.DataFrame:
+    """The Numident: every SSN holder; citizenship as stated at application, rarely updated."""
+    scfg = cfg["sources"]["ssa_numident"]
+    has_ssn = persons["ssn"].notna().to_numpy()
+    idx = _covered(has_ssn, float(scfg["coverage"]), rng)
+    status = persons["status"].to_numpy()[idx]
+    dob = persons["dob"].to_numpy()[idx].astype("datetime64[D]")
+    arrival = persons["arrival_date"].to_numpy()[idx].astype("datetime64[D]")
+    nat_date = persons["naturalization_date"].to_numpy()[idx].astype("datetime64[D]")
+    n = len(idx)
+    at_birth_year = np.datetime64(f"{int(scfg['enumeration_at_birth_year'])}-01-01", "D")
+    native = status == NATIVE
+    teen = dob + _days(14.0 + rng.gamma(2.0, 1.5, n))
+    infant = dob + rng.integers(7, 120, n).astype("timedelta64[D]")
+    native_app = np.where(dob >= at_birth_year, infant, teen)
+    foreign_app = arrival + _days(rng.exponential(float(scfg["application_delay_mean_years"]), n))
+    application = np.where(native, native_app, foreign_app)
+    application = np.minimum(np.maximum(application, dob), ref)
+    citizen_at_application = native | (~np.isnat(nat_date) & (application >= nat_date))
+    citizenship = np.where(citizen_at_application, "citizen", "noncitizen").astype(object)
+    field_start = np.datetime64(f"{int(scfg['citizenship_field_start_year'])}-01-01", "D")
+    old = (application < field_start) & errors.pick(
+        n, float(scfg["pre_field_citizenship_missing"]), rng
+    )
+    citizenship[old] = None
+    # Naturalized persons whose record says noncitizen: updated only if they told SSA.
+    stale_candidates = (status == NATURALIZED) & (citizenship == "noncitizen")
+    updated = stale_candidates & errors.pick(n, float(scfg["naturalized_update_probability"]), rng)
+    update_date = np.minimum(nat_date + _days(rng.exponential(1.0, n)), ref)
+    citizenship[updated] = "citizen"
+    other_update = errors.pick(n, float(scfg["other_update_probability"]), rng) & ~updated
+    other_date = _uniform_dates(application, np.full(n, ref), rng)
+    # An update for another reason (name change, replacement card) may fill a missing field.
+    citizenship[other_update & old & native] = "citizen"
+    last_update = np.where(updated, update_date, np.where(other_update, other_date, NAT))
+    place = persons["birth_country"].to_numpy()[idx]
+    fields = {
+        "citizenship": citizenship,
+        "application_date": application,
+        "last_update_date": last_update,
+        "place_of_birth": place,
+    }
+    return _finish(persons, idx, fields, cfg, "ssa_numident", rng)
+
+
+def make_uscis_naturalizations(
+    persons: pd.DataFrame, cfg: dict, ref: np.datetime64, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Naturalization records since the USCIS window start."""
+    scfg = cfg["sources"]["uscis_naturalizations"]
+    start = np.datetime64(cfg["uscis_window_start"], "D")
+    nat_date = persons["naturalization_date"].to_numpy().astype("datetime64[D]")
+    eligible = ~np.isnat(nat_date) & (nat_date >= start) & (nat_date <= ref)
+    idx = _covered(eligible, float(scfg["coverage"]), rng)
+    a_number = errors.null_out(
+        persons["a_number"].to_numpy()[idx], float(scfg["missing_a_number"]), rng
+    )
+    fields = {
+        "a_number": a_number,
+        "naturalization_date": nat_date[idx],
+        "country_of_birth": persons["birth_country"].to_numpy()[idx],
+    }
+    return _finish(persons, idx, fields, cfg, "uscis_naturalizations", rng)
+
+
+CLASSES = np.array(["family", "employment", "diversity", "other"], dtype=object)
+
+
+def make_uscis_lpr(
+    persons: pd.DataFrame, cfg: dict, ref: np.datetime64, rng: np.random.Generator
+) -> pd.DataFrame:
+    """LPR grants since the USCIS window start (including those who later naturalized)."""
+    scfg = cfg["sources"]["uscis_lpr"]
+    start = np.datetime64(cfg["uscis_window_start"], "D")
+    lpr_date = persons["lpr_date"].to_numpy().astype("datetime64[D]")
+    eligible = ~np.isnat(lpr_date) & (lpr_date >= start) & (lpr_date <= ref)
+    idx = _covered(eligible, float(scfg["coverage"]), rng)
+    n = len(idx)
+    klass = CLASSES[rng.choice(4, size=n, p=[0.66, 0.15, 0.05, 0.14])]
+    klass = np.where(persons["refugee_asylee"].to_numpy()[idx], "refugee_asylee", klass)
+    fields = {
+        "a_number": errors.null_out(
+            persons["a_number"].to_numpy()[idx], float(scfg["missing_a_number"]), rng
+        ),
+        "lpr_grant_date": lpr_date[idx],
+        "class_of_admission": klass.astype(object),
+        "country_of_birth": persons["birth_country"].to_numpy()[idx],
+    }
+    return _finish(persons, idx, fields, cfg, "uscis_lpr", rng)
+
+
+def make_cbp_ice(
+    persons: pd.DataFrame, cfg: dict, ref: np.datetime64, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Entries, admissions, re-entries and encounters since the CBP/ICE window start."""
+    scfg = cfg["sources"]["cbp_ice"]
+    start = np.datetime64(cfg["cbp_ice_window_start"], "D")
+    status = persons["status"].to_numpy()
+    arrival = persons["arrival_date"].to_numpy().astype("datetime64[D]")
+    n = len(persons)
+    foreign = status != NATIVE
+    recent = foreign & ~np.isnat(arrival) & (arrival >= start) & (arrival <= ref)
+    lawful = recent & (status != UNAUTHORIZED)
+    entry_p = np.where(
+        status == UNAUTHORIZED, float(scfg["unauthorized_entry_coverage"]), float(scfg["coverage"])
+    )
+    entry = recent & (rng.random(n) < entry_p)
+    event_idx = [np.flatnonzero(entry)]
+    event_date = [arrival[entry]]
+    event_type = [np.where(lawful[entry], "admission", "apprehension").astype(object)]
+    window_lo = np.maximum(arrival, start)
+    # Repeat admissions of temporary residents; re-entries of LPRs after travel.
+    for mask, mean, label in (
+        (foreign & (status == TEMPORARY), float(scfg["temporary_extra_events_mean"]), "admission"),
+        (
+            foreign & ((status == LPR) | (status == NATURALIZED)),
+            float(scfg["reentry_events_mean"]),
+            "reentry",
+        ),
+    ):
+        k = np.where(mask, rng.poisson(mean, n), 0)
+        who = np.repeat(np.arange(n), k)
+        if len(who):
+            lo = np.minimum(window_lo[who], ref)
+            event_idx.append(who)
+            event_date.append(_uniform_dates(lo, np.full(len(who), ref), rng))
+            event_type.append(np.full(len(who), label, dtype=object))
+    # Naturalized persons' re-entries are as citizens: not in a noncitizen file after naturalizing.
+    # Interior encounters (ICE) of unauthorized residents who arrived before the window.
+    earlier = (
+        foreign
+        & (status == UNAUTHORIZED)
+        & ~recent
+        & (rng.random(n) < float(scfg["interior_encounter_rate"]))
+    )
+    who = np.flatnonzero(earlier)
+    event_idx.append(who)
+    event_date.append(_uniform_dates(np.full(len(who), start), np.full(len(who), ref), rng))
+    event_type.append(np.full(len(who), "encounter", dtype=object))
+    idx = np.concatenate(event_idx)
+    dates = np.concatenate(event_date)
+    types = np.concatenate(event_type)
+    nat_date = persons["naturalization_date"].to_numpy().astype("datetime64[D]")[idx]
+    keep = np.isnat(nat_date) | (dates < nat_date)
+    idx, dates, types = idx[keep], dates[keep], types[keep]
+    order = np.lexsort((dates, idx))
+    idx, dates, types = idx[order], dates[order], types[order]
+    fields = {
+        "a_number": errors.null_out(
+            persons["a_number"].to_numpy()[idx], float(scfg["missing_a_number"]), rng
+        ),
+        "event_date": dates,
+        "event_type": types,
+        "country_of_citizenship": persons["birth_country"].to_numpy()[idx],
+    }
+    return _finish(persons, idx, fields, cfg, "cbp_ice", rng)
+
+
+def make_state_passports(
+    persons: pd.DataFrame, cfg: dict, ref: np.datetime64, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Valid US passports of citizens (issued in the last 10 years, 5 for children)."""
+    scfg = cfg["sources"]["state_passports"]
+    status = persons["status"].to_numpy()
+    age = persons["age"].to_numpy()
+    citizen = (status == NATIVE) | (status == NATURALIZED)
+    p = np.where(
+        status == NATURALIZED,
+        float(scfg["coverage_naturalized"]),
+        np.where(age < 18, float(scfg["coverage_child"]), float(scfg["coverage"])),
+    )
+    idx = np.flatnonzero(citizen & (rng.random(len(persons)) < p))
+    dob = persons["dob"].to_numpy().astype("datetime64[D]")[idx]
+    nat_date = persons["naturalization_date"].to_numpy().astype("datetime64[D]")[idx]
+    validity = np.where(age[idx] < 16, 5.0, 10.0)
+    lo = np.maximum(ref - _days(validity), dob + np.timedelta64(30, "D"))
+    lo = np.where(np.isnat(nat_date), lo, np.maximum(lo, nat_date + np.timedelta64(30, "D")))
+    lo = np.minimum(lo, ref)
+    fields = {"issue_date": _uniform_dates(lo, np.full(len(idx), ref), rng)}
+    return _finish(persons, idx, fields, cfg, "state_passports", rng)
+
+
+def make_irs_itin(
+    persons: pd.DataFrame, cfg: dict, ref: np.datetime64, rng: np.random.Generator
+) -> pd.DataFrame:
+    """ITIN filers: persons without an SSN who file (or are dependents on) a tax return."""
+    scfg = cfg["sources"]["irs_itin"]
+    has_itin = persons["itin"].notna().to_numpy()
+    idx = _covered(has_itin, float(scfg["coverage"]), rng)
+    ref_year = int(str(ref)[:4])
+    span = int(scfg["tax_years"])
+    tax_year = ref_year - 1 - rng.integers(0, span, len(idx))
+    fields = {"itin": persons["itin"].to_numpy()[idx], "tax_year": tax_year.astype(np.int64)}
+    return _finish(persons, idx, fields, cfg, "irs_itin", rng)
+
+
+def make_acs(
+    persons: pd.DataFrame,
+    households: pd.DataFrame,
+    block_ids: np.ndarray,
+    cfg: dict,
+    ref: np.datetime64,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """ACS person records of the sampled households, answered as of the interview date."""
+    scfg = cfg["sources"]["acs"]
+    n_hh = len(households)
+    sampled = rng.random(n_hh) < float(scfg["coverage"])
+    interview_hh = _uniform_dates(
+        np.full(n_hh, ref - _days(5.0)), np.full(n_hh, ref - np.timedelta64(1, "D")), rng
+    )
+    hh = persons["household_index"].to_numpy()
+    interview = interview_hh[hh]
+    dob = persons["dob"].to_numpy().astype("datetime64[D]")
+    arrival = persons["arrival_date"].to_numpy().astype("datetime64[D]")
+    present = sampled[hh] & (dob <= interview) & (np.isnat(arrival) | (arrival <= interview))
+    idx = np.flatnonzero(present)
+    status = persons["status"].to_numpy()[idx]
+    nat_date = persons["naturalization_date"].to_numpy().astype("datetime64[D]")[idx]
+    when = interview[idx]
+    naturalized_then = (status == NATURALIZED) & (nat_date <= when)
+    truth = np.where(
+        status == NATIVE, "born_citizen", np.where(naturalized_then, "naturalized", "noncitizen")
+    )
+    n = len(idx)
+    misreport_p = np.zeros(n)
+    for code, name in enumerate(STATUS_NAMES):
+        misreport_p[status == code] = float(scfg["misreport_citizen"][name])
+    misreport = rng.random(n) < misreport_p
+    # Noncitizens misreporting say "naturalized" or "born_citizen"; citizens say the other citizen answer.
+    claim = np.where(rng.random(n) < 0.5, "born_citizen", "naturalized")
+    answer = np.where(
+        misreport,
+        np.where(
+            truth == "noncitizen",
+            claim,
+            np.where(truth == "born_citizen", "naturalized", "born_citizen"),
+        ),
+        truth,
+    ).astype(object)
+    answer = errors.null_out(answer, float(scfg["item_nonresponse"]), rng)
+    fields = {
+        "block_id": block_ids[persons["block_index"].to_numpy()[idx]],
+        "interview_date": when,
+        "citizenship_response": answer,
+    }
+    return _finish(persons, idx, fields, cfg, "acs", rng)

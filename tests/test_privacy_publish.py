@@ -1,0 +1,187 @@
+"""Publication: consistency of the published tables, no person-level content, same bytes."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline_common.config import load_config
+from pipeline_common.errors import InputError
+from privacy.evaluate import evaluate_published
+from privacy.fixtures import fixture_draws, fixture_world
+from privacy.measure import measure
+from privacy.publish import interval, publish, write_published
+
+SSN = re.compile(rb"\b\d{3}-?\d{2}-?\d{4}\b")
+A_NUMBER = re.compile(rb"\bA\d{9}\b")
+PERSON_ID = re.compile(rb"P\d{9}")
+HOUSEHOLD_ID = re.compile(rb"H\d{9}")
+RECORD_ID = re.compile(rb"\b[A-Z]{2,6}-\d{9}\b")
+DATE = re.compile(rb"\b(\d{4}-\d{2}-\d{2})\b")
+
+
+def config_with(**privacy):
+    return load_config(overrides={"run": "unit", "privacy": privacy})
+
+
+@pytest.fixture(scope="module")
+def world():
+    world = fixture_world(np.random.default_rng(5))
+    world["draws"] = fixture_draws(np.random.default_rng(6), world["persons"], draws=200)
+    return world
+
+
+def build(world, config):
+    _, counts, ledger = measure(world["cells"], world["patterns"], config, world["geography"])
+    diagnostics = {
+        "max_rhat": 1.01,
+        "min_ess_bulk": 412.0,
+        "divergences": 0,
+        "sampling_seconds": 12.3,
+    }
+    return publish(world["draws"], counts, ledger, diagnostics, config), counts
+
+
+@pytest.fixture(scope="module")
+def published(world, tmp_path_factory):
+    files, counts = build(world, config_with())
+    directory = tmp_path_factory.mktemp("published")
+    write_published(files, directory)
+    return directory, files, counts
+
+
+def test_published_files_hold_no_person_level_data(world, published):
+    directory, _, _ = published
+    persons = world["persons"]
+    names = {n.encode() for n in set(persons["first_name"]) | set(persons["last_name"])}
+    dobs = set(persons["dob"].dt.strftime("%Y-%m-%d").str.encode("ascii"))
+    paths = sorted(p for p in directory.rglob("*") if p.is_file())
+    assert {p.name for p in paths} == {
+        "blocks.csv",
+        "blocks.parquet",
+        "draws.parquet",
+        "tracts.csv",
+        "counties.csv",
+        "metadata.json",
+    }
+    for path in paths:
+        data = path.read_bytes()
+        if path.suffix == ".parquet":
+            # Scan the decoded values too (parquet pages are compressed).
+            data += pd.read_parquet(path).to_csv(index=False).encode()
+        upper = data.upper()
+        assert not any(name in upper for name in names), path
+        for pattern in (SSN, A_NUMBER, PERSON_ID, HOUSEHOLD_ID, RECORD_ID):
+            assert not pattern.search(data), (path, pattern.pattern)
+        assert not set(DATE.findall(data)) & dobs, path
+    n_blocks = len(world["geography"])
+    for path in paths:
+        if path.suffix == ".csv" or path.name == "blocks.parquet":
+            table = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+            assert len(table) <= n_blocks < len(persons), path
+    draws = pd.read_parquet(directory / "draws.parquet")
+    assert draws.groupby(["draw", "block_id"]).size().max() == 1
+
+
+def test_published_numbers_are_consistent(world, published):
+    directory, _, _ = published
+    blocks = pd.read_csv(
+        directory / "blocks.csv", dtype={"block_id": str, "tract_id": str, "county_id": str}
+    )
+    draws = pd.read_parquet(directory / "draws.parquet")
+    tracts = pd.read_csv(directory / "tracts.csv", dtype={"tract_id": str, "county_id": str})
+    counties = pd.read_csv(directory / "counties.csv", dtype={"county_id": str})
+    assert len(blocks) == len(world["geography"])
+    assert (blocks["citizens_est"] + blocks["noncitizens_est"] == blocks["population"]).all()
+    assert (blocks["cvap_est"] <= blocks["citizens_est"]).all()
+    for q in ("citizens", "noncitizens", "cvap"):
+        assert (blocks[f"{q}_lo90"] <= blocks[f"{q}_est"]).all()
+        assert (blocks[f"{q}_est"] <= blocks[f"{q}_hi90"]).all()
+        assert (blocks[f"{q}_lo90"] >= 0).all()
+        assert (blocks.groupby("tract_id")[f"{q}_est"].sum().values == tracts[f"{q}_est"]).all()
+        assert (blocks.groupby("county_id")[f"{q}_est"].sum().values == counties[f"{q}_est"]).all()
+    population = draws["block_id"].map(blocks.set_index("block_id")["population"])
+    assert (draws["citizens"] + draws["noncitizens"] == population).all()
+    assert (draws["cvap"] <= draws["citizens"]).all() and (
+        draws[["citizens", "cvap"]] >= 0
+    ).all().all()
+    assert set(blocks["reliability"]) <= {"high", "medium", "low", "empty"}
+    assert blocks.loc[blocks["population"] == 0, "reliability"].eq("empty").all()
+    # County intervals come from summed draws: much narrower than summed block intervals.
+    summed_widths = blocks.groupby("county_id").apply(
+        lambda g: (g["citizens_hi90"] - g["citizens_lo90"]).sum(), include_groups=False
+    )
+    widths = counties.set_index("county_id").eval("citizens_hi90 - citizens_lo90")
+    assert (widths < summed_widths.loc[widths.index]).all()
+
+
+def test_metadata_states_the_guarantee(published):
+    _, files, _ = published
+    meta = json.loads(files["metadata.json"])
+    privacy = meta["privacy"]
+    assert meta["privacy_protected"] is True
+    assert privacy["unit"] == "person" and "change-one-pattern" in privacy["neighbouring_relation"]
+    assert privacy["rho_total"] <= privacy["rho_budget"] * (1 + 1e-9)
+    assert privacy["epsilon_at_delta"] == pytest.approx(10.03, abs=0.01)
+    assert (
+        privacy["noise_source"] == "seeded"
+        and "synthetic data ONLY" in privacy["noise_source_note"]
+    )
+    assert {t["name"] for t in privacy["tables"]} == {"county_full", "block_coarse"}
+    assert len(meta["config_hash"]) == 64 and meta["seed"] == 20200401
+    assert "opendp" in meta["software"]
+    assert "sampling_seconds" not in meta["diagnostics"]
+    assert meta["diagnostics"]["max_rhat"] == 1.01
+
+
+def test_same_seed_same_published_bytes(world, published):
+    _, files, _ = published
+    again, _ = build(world, config_with())
+    assert files.keys() == again.keys()
+    assert all(files[name] == again[name] for name in files)
+
+
+def test_mode_none_is_labelled_unprotected(world):
+    files, _ = build(world, config_with(mode="none"))
+    meta = json.loads(files["metadata.json"])
+    assert meta["privacy_protected"] is False
+    assert "NO disclosure avoidance" in meta["warning"]
+
+
+def test_publish_refuses_draws_missing_a_populated_block(world):
+    config = config_with()
+    _, counts, ledger = measure(world["cells"], world["patterns"], config, world["geography"])
+    first_block = world["draws"]["block_id"].iloc[0]
+    draws = world["draws"][world["draws"]["block_id"] != first_block]
+    with pytest.raises(InputError, match=r"block_draws.*block_id.*missing"):
+        publish(draws, counts, ledger, {}, config)
+
+
+def test_intervals_from_draws():
+    draws = np.repeat(np.arange(20)[:, None], 2, axis=1)  # uniform on 0..19
+    low, high = interval(draws, "equal_tailed")
+    assert list(low) == [0, 0] and list(high) == [18, 18]
+    # P(0)=.5, P(1)=.3, P(2)=.15, P(3)=.05: mid-distribution .25, .65, .875, .975 -> [0, 2].
+    skewed = np.repeat([0, 1, 2, 3], [50, 30, 15, 5])[:, None]
+    assert [int(v[0]) for v in interval(skewed, "mid_p")] == [0, 2]
+    point = np.zeros((100, 1), dtype=np.int64)
+    assert [int(v[0]) for v in interval(point, "mid_p")] == [0, 0]
+
+
+def test_evaluation_of_published_tables(world, published):
+    directory, _, _ = published
+    blocks = pd.read_csv(
+        directory / "blocks.csv", dtype={"block_id": str, "tract_id": str, "county_id": str}
+    )
+    truth = world["persons"][["person_id", "block_id", "age", "citizen"]]
+    result = evaluate_published(blocks, truth, world["persons"][["person_id", "block_id"]])
+    assert result["population_matches_truth_share"] == 1.0
+    for quantity in ("citizens", "noncitizens", "cvap"):
+        assert 0.0 <= result["block"][quantity]["coverage90"] <= 1.0
+    # The fixture draws are centred on the truth: citizens should mostly be covered.
+    assert result["block"]["citizens"]["coverage90"] >= 0.75
+    assert set(result["county"]["citizens"]["relative_error"]) == set(blocks["county_id"])

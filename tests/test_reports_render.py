@@ -1,0 +1,181 @@
+"""The report renders for a fixture run built to docs/CONTRACTS.md: HTML and PDF checked."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pypdf
+import pytest
+
+from pipeline_common.config import load_config
+from pipeline_common.errors import InputError
+from reports.fixture import write_fixture_run
+from reports.render import SECTIONS, write_report
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "config" / "scenarios" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def config():
+    # Lower dpi keeps the test fast; the figure count and text do not depend on it.
+    return load_config(TINY, overrides={"report": {"dpi": 150}})
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, config):
+    root = tmp_path_factory.mktemp("report")
+    run_dir = write_fixture_run(root / "results" / "fx", bench_dir=root / "benchmarks" / "fx")
+    out = run_dir / "report"
+    result = write_report(
+        run_dir,
+        config,
+        out / "report.html",
+        out / "report.pdf",
+        bench_dir=root / "benchmarks" / "fx",
+        sensitivity_summary=root / "results" / "sensitivity" / "summary.csv",
+    )
+    return {
+        "run_dir": run_dir,
+        "result": result,
+        "html": (out / "report.html").read_text(),
+        "pdf": out / "report.pdf",
+    }
+
+
+def test_html_has_every_section(rendered):
+    html = rendered["html"]
+    for section_id, title in SECTIONS:
+        assert f'<section id="{section_id}">' in html, section_id
+        assert re.search(rf"<h2>\d+\. {re.escape(title)}</h2>", html), title
+
+
+def test_html_is_self_contained(rendered):
+    html = rendered["html"]
+    assert "http://" not in html and "https://" not in html
+    for attribute, value in re.findall(r"\b(src|href)\s*=\s*[\"']([^\"']*)[\"']", html):
+        if attribute == "src":
+            assert value.startswith("data:image/"), value[:60]
+        else:
+            assert value.startswith("#"), value
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+
+
+def test_html_embeds_every_figure(rendered):
+    html = rendered["html"]
+    figures = rendered["result"].figures
+    assert len(figures) >= 14
+    images = re.findall(r'<img src="data:image/png;base64,', html)
+    assert len(images) == len(figures)
+    for figure in figures:
+        assert f"Figure {figure['number']}. {figure['title']}." in html
+        # Printed at its own width: a figure must fit the 6.7 in text width of A4 and Letter.
+        assert 2.0 <= figure["width_in"] <= 6.9, figure["key"]
+
+
+def _drawn_images(reader: pypdf.PdfReader) -> set[str]:
+    """Names of image XObjects a page actually draws (WeasyPrint shares one resource dict)."""
+    drawn = set()
+    for page in reader.pages:
+        xobjects = page["/Resources"].get("/XObject")
+        if xobjects is None:
+            continue
+        xobjects = xobjects.get_object()
+        content = page.get_contents().get_data().decode("latin-1")
+        for name in re.findall(r"(/[^\s/]+)\s+Do\b", content):
+            if name in xobjects and xobjects[name].get_object().get("/Subtype") == "/Image":
+                drawn.add(name)
+    return drawn
+
+
+def test_pdf_pages_text_and_images(rendered):
+    reader = pypdf.PdfReader(rendered["pdf"])
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    # Each numbered section starts on a new page in print.
+    assert len(reader.pages) >= len(SECTIONS)
+    for number, (_, title) in enumerate(SECTIONS, start=1):
+        assert f"{number}. {title}" in text, title
+    for figure in rendered["result"].figures:
+        assert f"Figure {figure['number']}." in text
+    assert f"Page 1 of {len(reader.pages)}" in text
+    assert len(_drawn_images(reader)) == len(rendered["result"].figures)
+
+
+def test_report_says_what_is_weak(rendered):
+    html = rendered["html"]
+    # The fixture's model covers 86% at nominal 90%: the report must say the intervals are
+    # too narrow, in words, with the number.
+    assert "covered the true count in only 86.0% of blocks" in html
+    assert "too narrow" in html
+    # Absent optional inputs are named, never silently skipped.
+    assert "sensitivity analysis was not run" in html
+    # The published tables' own accuracy is shown (fixture: 88% block coverage).
+    assert "Block 90% coverage" in html and "88.0%" in html
+
+
+def test_missing_optional_inputs_are_listed(tmp_path, config):
+    run_dir = write_fixture_run(tmp_path / "results" / "fx")
+    (run_dir / "model" / "posterior.nc").unlink()
+    (run_dir / "evaluation" / "linkage.json").unlink()
+    result = write_report(run_dir, config, tmp_path / "out" / "report.html")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert any(path.endswith("model/posterior.nc") for path in result.missing)
+    assert "not found: <code>" in html and "evaluation/linkage.json" in html
+    keys = {figure["key"] for figure in result.figures}
+    assert "rank" not in keys and "linkage_quality" not in keys
+    assert "map_share" in keys
+
+
+def test_coverage_on_target_is_called_honest(tmp_path, config):
+    run_dir = write_fixture_run(tmp_path / "results" / "fx")
+    path = run_dir / "evaluation" / "estimates.json"
+    estimates = json.loads(path.read_text())
+    for quantity in ("citizens", "cvap"):
+        estimates["methods"]["model"][quantity]["coverage"]["0.9"] = 0.905
+    path.write_text(json.dumps(estimates))
+    write_report(run_dir, config, tmp_path / "out" / "report.html")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "in 90.5% of blocks, within 3% of the nominal" in html
+    assert "covered the true count in only" not in html
+
+
+def test_broken_published_table_names_file_and_field(tmp_path, config):
+    run_dir = write_fixture_run(tmp_path / "results" / "fx")
+    blocks = run_dir / "published" / "blocks.csv"
+    lines = blocks.read_text().splitlines()
+    header = lines[0].replace("cvap_hi90", "cvap_upper")
+    blocks.write_text("\n".join([header, *lines[1:]]) + "\n")
+    with pytest.raises(InputError, match=r"blocks\.csv.*cvap_hi90"):
+        write_report(run_dir, config, tmp_path / "out" / "report.html")
+
+
+TINY_RUN = REPO / "results" / "tiny"
+
+
+@pytest.mark.skipif(
+    not (TINY_RUN / "published" / "blocks.csv").exists(), reason="no tiny run in results/"
+)
+def test_renders_the_tiny_run_when_present(tmp_path, config):
+    result = write_report(
+        TINY_RUN,
+        config,
+        tmp_path / "report.html",
+        tmp_path / "report.pdf",
+        bench_dir=REPO / "benchmarks" / "tiny",
+    )
+    assert len(result.figures) >= 8
+    reader = pypdf.PdfReader(tmp_path / "report.pdf")
+    assert len(reader.pages) >= len(SECTIONS)
+
+
+def test_fixture_copy_is_independent(tmp_path):
+    # Guard for the tests above: the fixture writer makes a fresh folder each time.
+    first = write_fixture_run(tmp_path / "a")
+    second = tmp_path / "b"
+    shutil.copytree(first, second)
+    assert (second / "published" / "blocks.csv").read_bytes() == (
+        first / "published" / "blocks.csv"
+    ).read_bytes()

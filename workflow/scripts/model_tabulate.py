@@ -1,0 +1,22 @@
+"""Snakemake adapter: evidence + frame + geography -> model/cells.parquet, model/patterns.parquet."""
+
+import pandas as pd
+
+from models.pipeline import SOURCES
+from models.tabulate import tabulate
+from pipeline_common.io import write_parquet
+from pipeline_common.logs import snakemake_log
+
+snakemake_log(snakemake)  # noqa: F821
+sm = snakemake  # noqa: F821
+cells, patterns = tabulate(
+    pd.read_parquet(sm.input.evidence),
+    pd.read_parquet(sm.input.frame),
+    pd.read_parquet(sm.input.geography),
+    SOURCES,
+    sm.config["model"],
+    sm.config["age_groups"],
+    sm.config["reference_date"],
+)
+write_parquet(cells, sm.output.cells)
+write_parquet(patterns, sm.output.patterns)
