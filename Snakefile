@@ -11,7 +11,9 @@ configfile: "config/config.yaml"
 # Each stage's section has its own schema (defaults are filled in per section).
 validate(config, schema="workflow/schemas/config.schema.yaml", set_default=True)
 for stage in ("synthetic", "linkage", "model", "privacy", "report"):
-    validate(config[stage], schema=f"workflow/schemas/{stage}.schema.yaml", set_default=True)
+    validate(
+        config[stage], schema=f"workflow/schemas/{stage}.schema.yaml", set_default=True
+    )
 
 
 include: "workflow/rules/common.smk"
@@ -23,6 +25,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

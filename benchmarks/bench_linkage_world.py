@@ -10,6 +10,7 @@ so. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import resource
@@ -24,24 +25,31 @@ from linkage.policy import DEFAULT_PERMITTED_FIELDS, apply_policy, resolve_polic
 from linkage.stage import run_stage
 from pipeline_common.config import load_config
 from pipeline_common.io import read_json
-from pipeline_common.rng import stage_rng
 
 
 def build_world(config: dict, persons: int, results: Path) -> str:
-    """Write a world of about ``persons`` persons under ``results``; return its generator name."""
+    """Write a world of about ``persons`` persons under ``results``; return its generator name.
+
+    The synthetic stage's world is scaled by ``synthetic.scale`` (persons per real person):
+    the default config's scale gives about 151k persons, so it is multiplied by
+    ``persons / 151_000``.
+    """
     try:
-        from synthetic.world import generate_world  # the synthetic stage, when written
+        from synthetic.world import generate_world, write_world
+    except ImportError as exc:
+        logging.warning("synthetic.world unavailable (%s): using the linkage fixture", exc)
+        from linkage.testing import make_world
+        from linkage.testing import write_world as write_fixture
 
-        world_config = {**config}
-        world_config.setdefault("synthetic", {})["persons"] = persons
-        generate_world(world_config, stage_rng(config["seed"], "synthetic"), results)
-        return "synthetic.world.generate_world"
-    except (ImportError, TypeError, KeyError) as exc:
-        logging.warning("synthetic.world.generate_world unavailable (%s): using fixture", exc)
-        from linkage.testing import make_world, write_world
-
-        write_world(make_world(persons, np.random.default_rng(config["seed"])), str(results))
+        write_fixture(make_world(persons, np.random.default_rng(config["seed"])), str(results))
         return "linkage.testing.make_world (synthetic stage unavailable)"
+    world_config = copy.deepcopy(config)
+    scale = float(world_config["synthetic"]["scale"]) * persons / 151_000
+    world_config["synthetic"]["scale"] = min(scale, 1.0)
+    started = time.perf_counter()
+    write_world(generate_world(world_config), results)
+    logging.info("world generated in %.0f s", time.perf_counter() - started)
+    return f"synthetic.world.generate_world (scale {world_config['synthetic']['scale']:.4f})"
 
 
 def main() -> None:

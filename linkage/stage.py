@@ -72,27 +72,38 @@ def link_settings(config: dict, source: str) -> LinkSettings:
 def standardized_frame(
     frame: pd.DataFrame, config: dict, pik: pd.DataFrame | None = None, file: str = "frame"
 ) -> pd.DataFrame:
-    """The census frame in the linkage schema, with the PIK as ``ssn`` when given."""
+    """The census frame in the linkage schema (no SSN: the census does not collect it), with
+    the PIK as ``ssn`` when given."""
     require_columns(frame, FRAME_COLUMNS, file)
     cfg = config.get("linkage", {})
     table = frame.drop(columns=[c for c in ("ssn",) if c in frame.columns])
-    if pik is not None and len(pik):
-        table = table.merge(pik[["person_id", "ssn"]], on="person_id", how="left")
-    return standardize_identity(
+    std = standardize_identity(
         table,
         "person_id",
         config.get("reference_date", "2020-04-01"),
         bool(cfg.get("accept_synthetic_ssn_9xx", True)),
     )
+    return attach_pik(std, pik)
+
+
+def attach_pik(frame_std: pd.DataFrame, pik: pd.DataFrame | None) -> pd.DataFrame:
+    """The standardized frame with ``ssn`` = the person's PIK (null without one)."""
+    out = frame_std.drop(columns=["ssn"]) if "ssn" in frame_std.columns else frame_std
+    if pik is None or not len(pik):
+        return out.assign(ssn=pd.Series(pd.NA, index=out.index, dtype="string"))
+    keyed = pik[["person_id", "ssn"]].rename(columns={"person_id": "unique_id"})
+    keyed = keyed.astype({"unique_id": "string", "ssn": "string"})
+    return out.merge(keyed, on="unique_id", how="left")
 
 
 def link_source(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | None,
     records: pd.DataFrame,
     source: str,
     config: dict,
     pik: pd.DataFrame | None = None,
     file: str | None = None,
+    frame_std: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Link one source to the census frame, policy first.
 
@@ -109,6 +120,9 @@ def link_source(
         The pipeline config.
     pik
         ``person_id, ssn`` from the Numident linkage, or None.
+    frame_std
+        The frame already standardized (:func:`standardized_frame` without PIK), to skip
+        doing it again for every source; ``frame`` is then not read.
 
     Returns
     -------
@@ -130,7 +144,12 @@ def link_source(
         bool(cfg.get("accept_synthetic_ssn_9xx", True)),
     )
     use_pik = pik if (cfg.get("pik_from_ssa", True) and source != PIK_SOURCE) else None
-    frame_std = standardized_frame(frame, config, use_pik)
+    if frame_std is None:
+        if frame is None:
+            raise ValueError("link_source needs the frame or the standardized frame")
+        frame_std = standardized_frame(frame, config, use_pik)
+    else:
+        frame_std = attach_pik(frame_std, use_pik)
     report: dict = {"source": source, **counts}
     report["dob_invalid"] = int(source_std["dob_invalid"].sum())
     if len(source_std) == 0:
@@ -252,6 +271,7 @@ def run_stage(config: dict, results: Path, sources: list[str]) -> dict:
 
     timings = {}
     frame = pd.read_parquet(results / "world" / "frame.parquet")
+    frame_std = standardized_frame(frame, config)
     by_source, reports = [], []
     pik = None
     ordered = [PIK_SOURCE, *[s for s in sources if s != PIK_SOURCE]]
@@ -260,7 +280,7 @@ def run_stage(config: dict, results: Path, sources: list[str]) -> dict:
         if not path.exists():
             continue
         records = pd.read_parquet(path)
-        links, report = link_source(frame, records, source, config, pik, str(path))
+        links, report = link_source(frame, records, source, config, pik, str(path), frame_std)
         if source == PIK_SOURCE:
             pik = pik_from_links(links, records, config)
         by_source.append(links)

@@ -272,12 +272,10 @@ def standardize_last_name(series: pd.Series) -> pd.DataFrame:
     unit, ``LOPEZ``, for a record that kept only the second surname).
     """
     cleaned = _per_unique(series, clean_name_text)
-    units = cleaned.map(_surname_tokens, na_action="ignore")
-    full = units.map(lambda u: "".join(u), na_action="ignore").astype("string")
-    first = units.map(lambda u: u[0] if u else "", na_action="ignore").astype("string")
-    last = units.map(lambda u: u[-1] if u else "", na_action="ignore").astype("string")
-    out = pd.DataFrame({"last_name": full, "last_name_first": first, "last_name_last": last})
-    return out.mask(out == "")
+    full = _per_unique(cleaned, lambda t: "".join(_surname_tokens(t)))
+    first = _per_unique(cleaned, lambda t: next(iter(_surname_tokens(t)), ""))
+    last = _per_unique(cleaned, lambda t: (_surname_tokens(t) or [""])[-1])
+    return pd.DataFrame({"last_name": full, "last_name_first": first, "last_name_last": last})
 
 
 def soundex(text: str) -> str:

@@ -69,9 +69,13 @@ def _persons(frame, geography, age_bounds, reference_date) -> pd.DataFrame:
     persons = frame[["person_id", "block_id"]].copy()
     if "household_id" in frame.columns:
         persons["household_id"] = frame["household_id"]
-    persons["age_group"] = impute_age_groups(frame, age_bounds, reference_date).astype(str).to_numpy()
+    persons["age_group"] = (
+        impute_age_groups(frame, age_bounds, reference_date).astype(str).to_numpy()
+    )
     persons["adult"] = persons["age_group"].isin(adult_age_groups(age_bounds))
-    return persons.merge(geography[["block_id", "tract_id", "county_id"]], on="block_id", how="left")
+    return persons.merge(
+        geography[["block_id", "tract_id", "county_id"]], on="block_id", how="left"
+    )
 
 
 def _draws_from_probabilities(
@@ -116,7 +120,11 @@ def record_rule(
     labels = record_rule_labels(evidence, persons["person_id"], mc["high_confidence_threshold"])
     share = county_citizen_share(persons["county_id"], cvap_table).to_numpy()
     p = np.where(labels.isna(), share, labels.fillna(False).astype(float))
-    log.info("record rule: %d of %d persons without a definitive record", int(labels.isna().sum()), len(p))
+    log.info(
+        "record rule: %d of %d persons without a definitive record",
+        int(labels.isna().sum()),
+        len(p),
+    )
     return _draws_from_probabilities(persons, [p], mc["baselines"]["draws"], rng)
 
 
@@ -147,7 +155,8 @@ def census_style(
     threshold = mc["high_confidence_threshold"]
     labels = record_rule_labels(evidence, persons["person_id"], threshold)
     acs = evidence.loc[
-        (evidence["source"] == "acs") & evidence["category"].isin(["citizen", "naturalized", "noncitizen"])
+        (evidence["source"] == "acs")
+        & evidence["category"].isin(["citizen", "naturalized", "noncitizen"])
     ].drop_duplicates("person_id")
     answer = persons["person_id"].map(
         acs.set_index("person_id")["category"].isin(["citizen", "naturalized"])

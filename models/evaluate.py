@@ -63,7 +63,9 @@ def method_metrics(
         by = pd.DataFrame({"est": est, "y": y}, index=blocks).join(geo)
         tract = by.groupby("tract_id")[["est", "y"]].sum()
         county = by.groupby("county_id")[["est", "y"]].sum()
-        county_draws = pd.DataFrame(d, index=blocks).join(geo["county_id"]).groupby("county_id").sum()
+        county_draws = (
+            pd.DataFrame(d, index=blocks).join(geo["county_id"]).groupby("county_id").sum()
+        )
         county_lo = county_draws.quantile(lo_q, axis=1)
         county_hi = county_draws.quantile(hi_q, axis=1)
 

@@ -88,6 +88,7 @@ class LatentClassProblem:
     coarse_weights: np.ndarray | None = None
     coarse_labels: list[str] | None = None
     prior_scales: dict = field(default_factory=dict)
+    centered_levels: tuple[str, ...] = ()
 
     @property
     def n_classes(self) -> int:
@@ -207,9 +208,24 @@ def build_model(problem: LatentClassProblem):
                 "age_effect", sigma=scales["age_sd"], dims=("class_nonref", "age")
             )
             eta = eta + age.T[problem.group_age]
-        for name, idx, _ in problem.levels:
+        for name, idx, labels in problem.levels:
             sd = scales.get(f"{name}_sd", scales["level_sd"])
+            if is_fixed_level(problem, labels):
+                # Too few units to learn a variance (e.g. 2-5 counties): a sum-to-zero effect
+                # with a fixed scale beside the intercept (a random effect would form a ridge
+                # with the intercept and slow NUTS down).
+                eff = pm.ZeroSumNormal(f"effect_{name}", sigma=sd, dims=("class_nonref", name))
+                eta = eta + eff.T[idx]
+                continue
             sigma = pm.HalfNormal(f"sigma_{name}", sd, dims="class_nonref")
+            if name in problem.centered_levels:
+                # Centred and sum-to-zero: for units with much data each (tracts) the centred
+                # form mixes better, and the zero sum removes the ridge with the intercept.
+                eff = pm.ZeroSumNormal(
+                    f"effect_{name}", sigma=sigma[:, None], dims=("class_nonref", name)
+                )
+                eta = eta + eff.T[idx]
+                continue
             z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(name, "class_nonref"))
             eta = eta + z[idx] * sigma[None, :]
         # Softmax with the reference class at 0, in probability space.
@@ -268,6 +284,71 @@ def build_model(problem: LatentClassProblem):
     return model
 
 
+def em_start(problem: LatentClassProblem, iterations: int = 300) -> dict[str, np.ndarray]:
+    """A labelled starting point: EM (MAP under the Dirichlet priors) from the prior means.
+
+    Latent-class posteriors have label-switched modes; a chain that starts near a swapped
+    mode stays there (measured on the tiny scenario: one of two chains swapped native and
+    noncitizen). EM started at the prior means (which carry the labels) climbs to the labelled
+    mode; NUTS starts there. Geography is ignored here (one class share per age group).
+    """
+    k = problem.n_classes
+    theta = [a / a.sum(axis=1, keepdims=True) for a in problem.alpha]
+    ages = problem.group_age if problem.group_age is not None else np.zeros(problem.n_groups, int)
+    n_age = int(ages.max()) + 1
+    cell_age = ages[problem.cell_group] if len(problem.cell_count) else np.zeros(0, int)
+    counts = problem.cell_count.astype(float)
+    if not len(counts):  # aggregate tables only: EM over the pooled full-pattern rows, if any
+        full = [a for a in problem.aggregates if a.pattern_level == "full"]
+        if not full:
+            return _start_point(problem, theta, np.full((n_age, k), 1.0 / k))
+        a = full[0]
+        unit_age = np.zeros(len(a.unit_labels), dtype=int)
+        unit_age[a.group_unit[a.group_unit >= 0]] = ages[a.group_unit >= 0]
+        cell_age, counts = unit_age[a.row_unit], np.clip(a.value, 0, None).astype(float)
+        patterns = a.row_pattern
+    else:
+        patterns = problem.cell_pattern
+    mu0 = float(problem.prior_scales.get("intercept_mu", 0.0))
+    share = np.tile(np.r_[1.0, np.full(k - 1, np.exp(mu0))], (n_age, 1))
+    share /= share.sum(axis=1, keepdims=True)
+    for _ in range(iterations):
+        lik = np.ones((problem.n_patterns, k))
+        for s in range(len(theta)):
+            lik *= theta[s][:, problem.pattern_codes[:, s]].T
+        r = share[cell_age] * lik[patterns]
+        r /= np.maximum(r.sum(axis=1, keepdims=True), 1e-300)
+        w = r * counts[:, None]
+        share = np.zeros((n_age, k))
+        np.add.at(share, cell_age, w)
+        share = (share + 1.0) / (share + 1.0).sum(axis=1, keepdims=True)
+        for s in range(len(theta)):
+            tot = np.zeros_like(theta[s])
+            codes = problem.pattern_codes[patterns, s]
+            for c in range(tot.shape[1]):
+                tot[:, c] = w[codes == c].sum(axis=0)
+            post = tot + np.maximum(problem.alpha[s] - 1.0, 0.0) + 1e-3
+            theta[s] = post / post.sum(axis=1, keepdims=True)
+    return _start_point(problem, theta, share)
+
+
+def _start_point(problem, theta, share) -> dict[str, np.ndarray]:
+    theta = [
+        np.clip(t, 1e-4, None) / np.clip(t, 1e-4, None).sum(axis=1, keepdims=True) for t in theta
+    ]
+    logit = np.log(share[:, 1:]) - np.log(share[:, :1])  # (n_age, k-1)
+    point = {f"theta_{n}": t for n, t in zip(problem.source_names, theta, strict=True)}
+    point["intercept"] = logit.mean(axis=0)
+    if problem.group_age is not None:
+        point["age_effect"] = (logit - logit.mean(axis=0, keepdims=True)).T
+    return point
+
+
+def is_fixed_level(problem: LatentClassProblem, labels) -> bool:
+    """Whether a level has too few units for a random effect (see ``min_random_units``)."""
+    return len(labels) < int(problem.prior_scales.get("min_random_units", 8))
+
+
 def count_free_parameters(model) -> int:
     """Number of unconstrained parameters."""
     return int(sum(np.prod(v.shape) for v in model.initial_point().values()))
@@ -283,13 +364,48 @@ def sample(
     target_accept: float = 0.9,
     seed: int = 0,
     progressbar: bool = False,
+    adaptation: str = "diag",
+    initvals: dict | None = None,
 ):
-    """Sample with nutpie or PyMC's NUTS; returns ``(DataTree, seconds)``."""
+    """Sample with nutpie or PyMC's NUTS; returns ``(DataTree, seconds)`` (compile included).
+
+    ``adaptation`` (nutpie only): ``diag`` or ``low_rank`` mass-matrix adaptation.
+    ``initvals``: a start point (e.g. :func:`em_start`), shared by all chains.
+    """
     import pymc as pm
 
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
     start = time.perf_counter()
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(
+            model,
+            initial_points=initvals,
+            # Jitter only what the labelled start does not fix (random effects, scales).
+            jitter_rvs={v for v in model.free_RVs if not initvals or v.name not in initvals},
+        )
+        compiled_at = time.perf_counter()
+        idata = nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=seed,
+            save_warmup=False,
+            progress_bar=progressbar,
+            target_accept=target_accept,
+            adaptation=adaptation,
+        )
+        seconds = time.perf_counter() - start
+        log.info(
+            "nutpie: compiled in %.1f s, sampled in %.1f s",
+            compiled_at - start,
+            seconds - (compiled_at - start),
+        )
+        return idata, seconds
     with model:
         kwargs = dict(
             draws=draws,
@@ -300,9 +416,11 @@ def sample(
             progressbar=progressbar,
             nuts_sampler=sampler,
         )
-        if sampler == "pymc":
-            kwargs["cores"] = cores
-            kwargs["compute_convergence_checks"] = False
+        kwargs["cores"] = cores
+        kwargs["compute_convergence_checks"] = False
+        if initvals:
+            kwargs["initvals"] = initvals
+            kwargs["init"] = "adapt_diag"
         idata = pm.sample(**kwargs)
     seconds = time.perf_counter() - start
     log.info("sampled with %s in %.1f s", sampler, seconds)
@@ -329,8 +447,11 @@ def class_probs_np(problem: LatentClassProblem, draws: dict[str, np.ndarray], d:
     eta = np.zeros((problem.n_groups, problem.n_classes - 1)) + draws["intercept"][d][None, :]
     if problem.group_age is not None:
         eta = eta + draws["age_effect"][d].T[problem.group_age]
-    for name, idx, _ in problem.levels:
-        eta = eta + draws[f"z_{name}"][d][idx] * draws[f"sigma_{name}"][d][None, :]
+    for name, idx, labels in problem.levels:
+        if is_fixed_level(problem, labels) or name in problem.centered_levels:
+            eta = eta + draws[f"effect_{name}"][d].T[idx]
+        else:
+            eta = eta + draws[f"z_{name}"][d][idx] * draws[f"sigma_{name}"][d][None, :]
     full = np.concatenate([np.zeros((problem.n_groups, 1)), eta], axis=1)
     full -= full.max(axis=1, keepdims=True)
     expo = np.exp(full)
@@ -345,7 +466,9 @@ def pattern_lik_np(problem: LatentClassProblem, draws: dict[str, np.ndarray], d:
     return lik
 
 
-def coarse_probs_np(problem: LatentClassProblem, draws: dict[str, np.ndarray], d: int) -> np.ndarray:
+def coarse_probs_np(
+    problem: LatentClassProblem, draws: dict[str, np.ndarray], d: int
+) -> np.ndarray:
     """P(coarse pattern | class) (n_coarse x k) of draw ``d``."""
     n_flags = n_flags_of(problem)
     s_g = np.ones((problem.n_classes, 2**n_flags))
@@ -359,8 +482,13 @@ def parameter_names(problem: LatentClassProblem) -> list[str]:
     names = [f"theta_{s}" for s in problem.source_names] + ["intercept"]
     if problem.group_age is not None:
         names.append("age_effect")
-    for name, _, _ in problem.levels:
-        names += [f"sigma_{name}", f"z_{name}"]
+    for name, _, labels in problem.levels:
+        if is_fixed_level(problem, labels):
+            names.append(f"effect_{name}")
+        elif name in problem.centered_levels:
+            names += [f"sigma_{name}", f"effect_{name}"]
+        else:
+            names += [f"sigma_{name}", f"z_{name}"]
     return names
 
 
@@ -429,7 +557,9 @@ def problem_from_table(
     table = table.loc[table[count_column] > 0].reset_index(drop=True)
     cats = {c: list((categories or {}).get(c, sorted(table[c].unique()))) for c in source_columns}
     pats = table[source_columns].drop_duplicates().reset_index(drop=True)
-    codes = np.column_stack([pats[c].map({v: i for i, v in enumerate(cats[c])}) for c in source_columns])
+    codes = np.column_stack(
+        [pats[c].map({v: i for i, v in enumerate(cats[c])}) for c in source_columns]
+    )
     key = table[source_columns].merge(pats.reset_index(), on=source_columns, how="left")["index"]
     k = len(class_names)
     alphas = [

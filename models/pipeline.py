@@ -105,7 +105,16 @@ def build_problem(
     """The latent-class problem of this pipeline plus the lookup tables prediction needs."""
     require_columns(
         measurements,
-        ["table", "geo_level", "geo_id", "age_group", "pattern_level", "pattern_id", "value", "sigma"],
+        [
+            "table",
+            "geo_level",
+            "geo_id",
+            "age_group",
+            "pattern_level",
+            "pattern_id",
+            "value",
+            "sigma",
+        ],
         "privacy/measurements.parquet",
     )
     require_columns(
@@ -114,7 +123,9 @@ def build_problem(
         "privacy/public_counts.parquet",
     )
     src_cols = [f"src_{s}" for s in SOURCES]
-    require_columns(patterns, ["pattern_id", "coarse_pattern_id", *src_cols], "model/patterns.parquet")
+    require_columns(
+        patterns, ["pattern_id", "coarse_pattern_id", *src_cols], "model/patterns.parquet"
+    )
     age_labels = _age_bounds_labels(public_counts, age_labels)
     levels_cfg = model_config["prior"]
 
@@ -149,7 +160,9 @@ def build_problem(
 
     # Coarse algebra: flag index per category (0 = none), weights over flag subsets.
     category_flags = [
-        np.array([0 if category_flag(c) == NONE else 1 + FLAGS.index(category_flag(c)) for c in cats])
+        np.array(
+            [0 if category_flag(c) == NONE else 1 + FLAGS.index(category_flag(c)) for c in cats]
+        )
         for cats in categories
     ]
 
@@ -162,7 +175,9 @@ def build_problem(
 
     m = measurements.copy()
     m["age_group"] = m["age_group"].astype(str)
-    exact_block_full = (m["geo_level"] == "block") & (m["pattern_level"] == "full") & (m["sigma"] <= 0)
+    exact_block_full = (
+        (m["geo_level"] == "block") & (m["pattern_level"] == "full") & (m["sigma"] <= 0)
+    )
     cells = m.loc[exact_block_full & (m["value"] > 0)]
     gidx = group_key.get_indexer(pd.MultiIndex.from_frame(cells[["geo_id", "age_group"]]))
     if (gidx < 0).any():
@@ -196,7 +211,10 @@ def build_problem(
         geo_col = {"block": "block_id", "county": "county_id"}.get(geo_level)
         if geo_col is None:
             raise InputError(
-                "privacy/measurements.parquet", "geo_level", f"unknown {geo_level!r}", "use block or county"
+                "privacy/measurements.parquet",
+                "geo_level",
+                f"unknown {geo_level!r}",
+                "use block or county",
             )
         unit_of_group = pd.MultiIndex.from_frame(groups[[geo_col, "age_group"]])
         units = unit_of_group.unique()
@@ -241,6 +259,7 @@ def build_problem(
         coarse_weights=coarse_weights,
         coarse_labels=list(COARSE_PATTERNS),
         prior_scales=dict(model_config.get("prior_scales", {})),
+        centered_levels=tuple(model_config.get("centered_levels", ())),
     )
     problem.validate()
     lookup = {"groups": groups, "adult": set(adult_age_groups_from_labels(age_labels))}
@@ -321,14 +340,18 @@ def predict_blocks(
             post_mean = np.where(
                 measured, post_var * (prior_mean / prior_var + np.nan_to_num(y) / s2), prior_mean
             )
-            true_counts = np.clip(post_mean + np.sqrt(post_var) * rng.standard_normal(y.shape), 0, None)
+            true_counts = np.clip(
+                post_mean + np.sqrt(post_var) * rng.standard_normal(y.shape), 0, None
+            )
             counts = _rescale_rows(true_counts, pop)
             # Class membership given the coarse pattern: pi_k P(c | k), normalised.
             r = pi[:, None, :] * q_ck[None, :, :]
             r /= np.maximum(r.sum(axis=2, keepdims=True), 1e-300)
-            by_class = multinomial_rows(
-                rng, counts.reshape(-1), r.reshape(-1, problem.n_classes)
-            ).reshape(problem.n_groups, n_coarse, -1).sum(axis=1)
+            by_class = (
+                multinomial_rows(rng, counts.reshape(-1), r.reshape(-1, problem.n_classes))
+                .reshape(problem.n_groups, n_coarse, -1)
+                .sum(axis=1)
+            )
         else:
             unit_group = np.arange(problem.n_groups)
             by_class = multinomial_rows(rng, pop, pi)
@@ -390,4 +413,13 @@ def source_behaviour(problem: LatentClassProblem, idata) -> dict:
 
 def top_parameters(problem: LatentClassProblem) -> list[str]:
     """The hierarchy's top parameters (for ESS/s comparisons)."""
-    return ["intercept", "age_effect", *[f"sigma_{n}" for n, _, _ in problem.levels]]
+    from models.latent_class import is_fixed_level
+
+    return [
+        "intercept",
+        "age_effect",
+        *[
+            f"effect_{n}" if is_fixed_level(problem, labels) else f"sigma_{n}"
+            for n, _, labels in problem.levels
+        ],
+    ]

@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 
 from models.pipeline import CLASSES, SOURCES
-from models.tabulate import COARSE_PATTERNS, FLAGS, NONE, category_flag, coarse_of_flags, label_order
+from models.tabulate import (
+    COARSE_PATTERNS,
+    FLAGS,
+    NONE,
+    category_flag,
+    coarse_of_flags,
+    label_order,
+)
 
 AGE_LABELS = ["0-17", "18-34", "35-64", "65+"]
 
@@ -76,9 +83,14 @@ def simulate(
     tract = np.repeat(np.arange(n_counties * tracts_per_county), blocks_per_tract)
     county_ids = np.array([f"{12000 + 2 * c + 1:05d}" for c in range(n_counties)])
     tract_ids = np.array(
-        [f"{county_ids[t // tracts_per_county]}{t % tracts_per_county + 100:06d}" for t in range(n_blocks // blocks_per_tract)]
+        [
+            f"{county_ids[t // tracts_per_county]}{t % tracts_per_county + 100:06d}"
+            for t in range(n_blocks // blocks_per_tract)
+        ]
     )
-    block_ids = np.array([f"{tract_ids[tract[b]]}1{b % blocks_per_tract:03d}" for b in range(n_blocks)])
+    block_ids = np.array(
+        [f"{tract_ids[tract[b]]}1{b % blocks_per_tract:03d}" for b in range(n_blocks)]
+    )
     effects = np.zeros((n_blocks, 2))
     for level, idx in (("county", county), ("tract", tract), ("block", np.arange(n_blocks))):
         z = rng.standard_normal((idx.max() + 1, 2))
@@ -117,17 +129,26 @@ def simulate(
     uniq.insert(0, "pattern_id", np.arange(len(uniq), dtype=np.int64))
     flags = [frozenset(category_flag(v) for v in row) - {NONE} for row in uniq[src_cols].to_numpy()]
     coarse = [coarse_of_flags(f) for f in flags]
-    uniq.insert(1, "coarse_pattern_id", np.array([COARSE_PATTERNS.index(c) for c in coarse], np.int64))
+    uniq.insert(
+        1, "coarse_pattern_id", np.array([COARSE_PATTERNS.index(c) for c in coarse], np.int64)
+    )
     uniq.insert(2, "coarse_pattern", coarse)
     uniq.insert(3, "flags", [",".join(sorted(f)) for f in flags])
     persons = persons.merge(uniq[["pattern_id", *src_cols]], on=src_cols, how="left")
     geo = pd.DataFrame(
         {"block_id": block_ids, "tract_id": tract_ids[tract], "county_id": county_ids[county]}
     )
-    cells = persons.groupby(["block_id", "age_group", "pattern_id"]).size().rename("count").reset_index()
+    cells = (
+        persons.groupby(["block_id", "age_group", "pattern_id"])
+        .size()
+        .rename("count")
+        .reset_index()
+    )
     cells = cells.merge(geo, on="block_id").merge(uniq[["pattern_id", *src_cols]], on="pattern_id")
     cells["count"] = cells["count"].astype(np.int64)
-    cells = cells[["block_id", "tract_id", "county_id", "age_group", "pattern_id", "count", *src_cols]]
+    cells = cells[
+        ["block_id", "tract_id", "county_id", "age_group", "pattern_id", "count", *src_cols]
+    ]
     cells = cells.sort_values(["block_id", "age_group", "pattern_id"]).reset_index(drop=True)
     public = (
         persons.groupby(["block_id", "age_group"]).size().rename("population").reset_index()
@@ -200,7 +221,9 @@ def noisy_measurements(
                 "age_group": county["age_group"],
                 "pattern_level": "full",
                 "pattern_id": county["pattern_id"].astype(np.int64),
-                "value": (county["count"] + np.round(rng.normal(0, county_sigma, len(county)))).astype(np.int64),
+                "value": (
+                    county["count"] + np.round(rng.normal(0, county_sigma, len(county)))
+                ).astype(np.int64),
                 "sigma": county_sigma,
             }
         ),
@@ -212,7 +235,9 @@ def noisy_measurements(
                 "age_group": block["age_group"],
                 "pattern_level": "coarse",
                 "pattern_id": block["coarse"].astype(np.int64),
-                "value": (block["count"] + np.round(rng.normal(0, block_sigma, len(block)))).astype(np.int64),
+                "value": (block["count"] + np.round(rng.normal(0, block_sigma, len(block)))).astype(
+                    np.int64
+                ),
                 "sigma": block_sigma,
             }
         ),

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.latent_class import build_model, count_free_parameters, diagnostics, sample
+from models.latent_class import build_model, count_free_parameters, diagnostics, em_start, sample
 from models.pipeline import build_problem, predict_blocks, source_behaviour, top_parameters
 from pipeline_common.ages import age_group_labels
 from pipeline_common.io import atomic_path, write_json, write_parquet
@@ -60,6 +60,8 @@ def fit_stage(
         chains=mc["chains"],
         target_accept=mc["target_accept"],
         seed=seed,
+        adaptation=mc["adaptation"],
+        initvals=em_start(problem),
     )
     diag = diagnostics(idata)
     top = diagnostics(idata, top_parameters(problem))
@@ -84,6 +86,7 @@ def fit_stage(
             "chains": mc["chains"],
             "draws": mc["draws"],
             "tune": mc["tune"],
+            "adaptation": mc["adaptation"] if mc["sampler"] == "nutpie" else None,
             "n_cells": len(problem.cell_count),
             "n_groups": problem.n_groups,
             "n_patterns": problem.n_patterns,

@@ -101,9 +101,7 @@ def impute_age_groups(frame: pd.DataFrame, bounds: list[int], reference_date: st
             - ((dob.dt.month > ref.month) | ((dob.dt.month == ref.month) & (dob.dt.day > ref.day)))
         ).astype("float64")
         age = age.fillna(from_dob.where(from_dob >= 0))
-    groups = pd.Series(assign_age_group(age.to_numpy(), bounds), index=frame.index).astype(
-        "object"
-    )
+    groups = pd.Series(assign_age_group(age.to_numpy(), bounds), index=frame.index).astype("object")
     labels = age_group_labels(bounds)
     missing = groups.isna()
     if missing.any():
@@ -138,7 +136,9 @@ def person_patterns(
     file: str = "linkage/evidence.parquet",
 ) -> pd.DataFrame:
     """Per person (rows aligned with ``person_ids``), one label column ``src_{source}``."""
-    require_columns(evidence, ["person_id", "source", "category", "as_of", "match_probability"], file)
+    require_columns(
+        evidence, ["person_id", "source", "category", "as_of", "match_probability"], file
+    )
     bad = ~evidence["category"].isin(CATEGORIES)
     if bad.any():
         raise InputError(
@@ -164,7 +164,8 @@ def person_patterns(
         )
     high = ev["match_probability"].to_numpy(dtype=float) >= high_confidence_threshold
     labels = [
-        source_labels(c, h, s) for c, h, s in zip(ev["category"].astype(str), high, stale, strict=True)
+        source_labels(c, h, s)
+        for c, h, s in zip(ev["category"].astype(str), high, stale, strict=True)
     ]
     ev["label"] = labels
     wide = ev.pivot(index="person_id", columns="source", values="label")
@@ -242,11 +243,11 @@ def tabulate(
     cells = cells.merge(uniq[["pattern_id", *src_cols]], on="pattern_id", how="left")
     cells["age_group"] = cells["age_group"].astype(str)
     cells["count"] = cells["count"].astype(np.int64)
-    cells = cells[["block_id", "tract_id", "county_id", "age_group", "pattern_id", "count", *src_cols]]
+    cells = cells[
+        ["block_id", "tract_id", "county_id", "age_group", "pattern_id", "count", *src_cols]
+    ]
     cells = cells.sort_values(["block_id", "age_group", "pattern_id"]).reset_index(drop=True)
-    log.info(
-        "tabulated %d persons into %d cells, %d patterns", len(frame), len(cells), len(uniq)
-    )
+    log.info("tabulated %d persons into %d cells, %d patterns", len(frame), len(cells), len(uniq))
     return cells, uniq
 
 

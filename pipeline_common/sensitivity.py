@@ -50,6 +50,15 @@ def _set_path(config: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _substitute(template: Any, value: str) -> Any:
+    """Replace ``{value}`` in a string, or in each string of a list, by ``value``."""
+    if isinstance(template, str):
+        return template.replace("{value}", value)
+    if isinstance(template, list):
+        return [_substitute(item, value) for item in template]
+    return template
+
+
 def run_overrides(sensitivity: dict, knob: str, value: str) -> dict:
     """Config overrides (merged over the base scenario) for one sweep row."""
     base = yaml.safe_load(Path(sensitivity["base_scenario"]).read_text()) or {}
@@ -59,10 +68,7 @@ def run_overrides(sensitivity: dict, knob: str, value: str) -> dict:
         spec = sensitivity["knobs"][knob]
         parsed = yaml.safe_load(value)
         for path in spec["paths"]:
-            target = spec.get("set", parsed)
-            if isinstance(target, str) and "{value}" in target:
-                target = target.format(value=value)
-            _set_path(overrides, path.format(value=value), target)
+            _set_path(overrides, path, _substitute(spec.get("set", parsed), value))
     # Validate the merged config now, so a bad knob fails before any run starts.
     load_config(overrides=overrides)
     return overrides

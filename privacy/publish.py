@@ -384,9 +384,16 @@ def publish(
             **{q: draws[q].reshape(-1).astype(np.int32) for q in QUANTITIES},
         }
     )
+    # A visible label on every table row: False when the model read exact counts (mode none).
+    protected = bool(ledger.get("privacy_protected", False))
+    for table in (block_table, tracts, counties):
+        table["privacy_protected"] = protected
+    # Blocks with nobody enumerated are known zeros: left out of the block table (one row per
+    # estimated block), kept in the draws so that district files listing them aggregate.
+    populated = block_table.loc[block_table["population"] > 0].reset_index(drop=True)
     files = {
-        "blocks.csv": _csv_bytes(block_table),
-        "blocks.parquet": _parquet_bytes(block_table),
+        "blocks.csv": _csv_bytes(populated),
+        "blocks.parquet": _parquet_bytes(populated),
         "draws.parquet": _parquet_bytes(long_draws),
         "tracts.csv": _csv_bytes(tracts),
         "counties.csv": _csv_bytes(counties),
@@ -406,12 +413,17 @@ def publish(
             "point": "posterior median of post-processed draws (cvap clipped into its bounds)",
             "interval": f"{INTERVAL_LEVEL:.0%} posterior interval from the draws, method "
             f"'{method}'; tracts and counties from summed block draws",
+            "coverage_of_files": "blocks.csv/parquet: blocks with population > 0 (blocks "
+            "with no enumerated person are all zeros and omitted); draws.parquet: every block of "
+            "the geography, zeros included; tracts.csv and counties.csv: every tract and county",
             "consistency": "citizens + noncitizens = population per block in every draw; "
             "max(0, citizens - minors) <= cvap <= min(citizens, adults); tract and county "
             "estimates are sums of block estimates",
             "post_processing_changes": changed,
             "draws": len(draw_ids),
-            "blocks": len(block_ids),
+            "blocks": len(populated),
+            "blocks_zero_population_omitted": int((population == 0).sum()),
+            "blocks_in_draws": len(block_ids),
             "tracts": len(tracts),
             "counties": len(counties),
         },

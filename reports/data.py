@@ -113,7 +113,9 @@ def aggregate_draws(
 ) -> pd.DataFrame:
     """Sum block draws to ``level`` (``tract_id``/``county_id``) and summarise each draw total.
 
-    Summing draws (not interval ends) keeps the right uncertainty for any set of blocks.
+    Summing draws (not interval ends) keeps the right uncertainty for any set of blocks. The
+    estimate is the sum of the blocks' published estimates when ``blocks`` has them (as the
+    privacy stage publishes tracts and counties), and the interval is widened to contain it.
     """
     keys = blocks[["block_id", level]].drop_duplicates()
     merged = draws.merge(keys, on="block_id", how="inner")
@@ -122,9 +124,14 @@ def aggregate_draws(
     grouped = totals.groupby(level)
     out = pd.DataFrame(index=grouped.size().index)
     for quantity in QUANTITIES:
-        out[f"{quantity}_est"] = grouped[quantity].median()
-        out[f"{quantity}_lo90"] = grouped[quantity].quantile(lo)
-        out[f"{quantity}_hi90"] = grouped[quantity].quantile(hi)
+        if f"{quantity}_est" in blocks:
+            # As published: the estimate of an area is the sum of its blocks' estimates.
+            estimate = blocks.groupby(level)[f"{quantity}_est"].sum()
+        else:
+            estimate = grouped[quantity].median()
+        out[f"{quantity}_est"] = estimate
+        out[f"{quantity}_lo90"] = np.minimum(grouped[quantity].quantile(lo), estimate)
+        out[f"{quantity}_hi90"] = np.maximum(grouped[quantity].quantile(hi), estimate)
     out["population"] = blocks.groupby(level)["population"].sum()
     out["blocks"] = blocks.groupby(level)["block_id"].nunique()
     return out.reset_index()

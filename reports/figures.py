@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib.collections import PatchCollection
+from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import PercentFormatter
 
+from reports.data import SOURCES
 from reports.style import (
     FULL,
     HALF,
@@ -96,26 +98,31 @@ def recall_by_status(recall: pd.DataFrame) -> Figure | None:
     if recall.empty:
         return None
     grid = recall.pivot_table(index="source", columns="status", values="recall")
-    from reports.data import SOURCES
-
     grid = grid.reindex(
         [s for s in SOURCES if s in grid.index] + [s for s in grid.index if s not in SOURCES]
     )
     order = [s for s in STATUS_LABELS if s in grid.columns]
     grid = grid[order + [c for c in grid.columns if c not in order]]
     fig, ax = new_figure((TEXT_WIDTH_IN, 0.36 * len(grid) + 1.3))
-    image = ax.imshow(grid.to_numpy(), cmap=UNCERTAINTY_CMAP, vmin=0, vmax=1, aspect="auto")
-    for (i, j), value in np.ndenumerate(grid.to_numpy()):
-        if np.isfinite(value):
-            ax.text(
-                j,
-                i,
-                f"{value:.0%}",
-                ha="center",
-                va="center",
-                fontsize=7.5,
-                color="white" if value < 0.55 else "black",
-            )
+    values = grid.to_numpy(dtype=float)
+    # Colour range fitted to the data (recall is often 95-100%): the scale starts at the
+    # lowest recall rounded down to 5 points, so differences between cells stay visible.
+    low = float(np.floor(np.nanmin(values) * 20) / 20) if np.isfinite(values).any() else 0.0
+    low = min(low, 0.95)
+    digits = 1 if low >= 0.8 else 0
+    cmap = mpl.colormaps[UNCERTAINTY_CMAP].with_extremes(bad="#EEEEEE")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=1, aspect="auto")
+    middle = low + (1 - low) * 0.55
+    for (i, j), value in np.ndenumerate(values):
+        ax.text(
+            j,
+            i,
+            f"{value:.{digits}%}" if np.isfinite(value) else "no records",
+            ha="center",
+            va="center",
+            fontsize=7.5 if np.isfinite(value) else 6.5,
+            color=("white" if value < middle else "black") if np.isfinite(value) else "#777777",
+        )
     ax.set_xticks(
         range(grid.shape[1]),
         [STATUS_LABELS.get(c, c).replace(" ", "\n", 1) for c in grid.columns],
@@ -123,23 +130,29 @@ def recall_by_status(recall: pd.DataFrame) -> Figure | None:
     ax.set_yticks(range(grid.shape[0]), [source_label(s) for s in grid.index])
     ax.grid(False)
     ax.set_xlabel("true status class (known only because the data are synthetic)")
-    bar = fig.colorbar(image, ax=ax, shrink=0.9, format=PERCENT)
+    bar = fig.colorbar(image, ax=ax, shrink=0.9, format=PercentFormatter(xmax=1.0, decimals=digits))
     bar.set_label("recall")
     return fig
 
 
 def match_probabilities(
-    probabilities: pd.DataFrame | None, histograms: dict[str, dict] | None = None
+    probabilities: pd.DataFrame | None,
+    histograms: dict[str, dict] | None = None,
+    kind: str = "probability",
 ) -> Figure | None:
-    """Match probability of accepted links, one panel per source.
+    """Link confidence of accepted links, one panel per source.
 
-    With the evaluation's histograms (``{edges, true_links, false_links}``) the bars are split
-    into correct (blue) and false (vermillion) links; otherwise all links from
+    With the evaluation's histograms (``{edges, true_links, false_links}``; ``kind`` says
+    whether the edges are match weights or probabilities) correct links are bars and false
+    links an outline; bins are drawn with equal widths and labelled by their edges, since
+    probability bins are uneven (0.99, 0.999, ...). Without them, all links from
     ``linkage/links.parquet`` are shown in one colour.
     """
     histograms = histograms or {}
     if histograms:
-        sources = list(histograms)
+        sources = [s for s in SOURCES if s in histograms] + [
+            s for s in histograms if s not in SOURCES
+        ]
     elif probabilities is not None and not probabilities.empty:
         sources = list(dict.fromkeys(probabilities["source"]))
     else:
@@ -147,26 +160,26 @@ def match_probabilities(
     cols = 4
     rows = math.ceil(len(sources) / cols)
     fig, axes = new_figure(
-        (TEXT_WIDTH_IN, 1.5 * rows + 0.7), nrows=rows, ncols=cols, sharex=True, squeeze=False
+        (TEXT_WIDTH_IN, 1.55 * rows + 0.8), nrows=rows, ncols=cols, sharex=True, squeeze=False
     )
+    edges = None
     for ax, source in zip(axes.flat, sources, strict=False):
         if source in histograms:
             hist = histograms[source]
-            edges = np.asarray(hist["edges"], dtype=float)
+            edges = [float(e) for e in hist["edges"]]
             true_links = np.asarray(hist["true_links"], dtype=float)
             false_links = np.asarray(hist["false_links"], dtype=float)
-            widths = np.diff(edges)
-            ax.bar(
-                edges[:-1],
-                true_links,
-                widths,
-                align="edge",
-                color=PALETTE["blue"],
-                label="correct links",
+            x = np.arange(len(true_links))
+            ax.bar(x, true_links, 1.0, align="edge", color=PALETTE["blue"], label="correct links")
+            # False links as an outline on the same axis (stacking on a log axis would
+            # exaggerate them).
+            ax.stairs(
+                false_links,
+                np.arange(len(false_links) + 1),
+                color=PALETTE["vermillion"],
+                lw=1.4,
+                label="false links",
             )
-            # False links as an outline on the same axis (not stacked: stacking on a log axis
-            # would exaggerate them).
-            ax.stairs(false_links, edges, color=PALETTE["vermillion"], lw=1.3, label="false links")
             total = true_links.sum() + false_links.sum()
             detail = f"{int(total):,} links, {false_links.sum() / max(total, 1):.1%} false"
         else:
@@ -177,12 +190,25 @@ def match_probabilities(
         ax.set_yscale("symlog", linthresh=1)
         ax.set_title(f"{source_label(source)}\n{detail}", fontsize=7.5, fontweight="normal")
         ax.tick_params(labelsize=7)
+        ax.grid(axis="x", visible=False)
     for ax in list(axes.flat)[len(sources) :]:
         ax.set_visible(False)
-    if histograms:
+    if histograms and edges is not None:
+        n_bins = len(edges) - 1
+        step = max(1, math.ceil(n_bins / 6))
+        ticks = list(range(0, n_bins + 1, step))
+        for ax in axes.flat:
+            ax.set_xticks(ticks, [f"{edges[t]:g}" for t in ticks], fontsize=6.5)
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside upper center", ncols=2)
-    fig.supxlabel("match probability of the accepted link", fontsize=8.5)
+        xlabel = (
+            "match weight of the accepted link (log2 Bayes factor)"
+            if kind == "weight"
+            else "match probability of the accepted link (bin edges)"
+        )
+    else:
+        xlabel = "match probability of the accepted link"
+    fig.supxlabel(xlabel, fontsize=8.5)
     fig.supylabel("links (log scale)", fontsize=8.5)
     return fig
 
@@ -331,7 +357,8 @@ def source_behaviour_profile(table: pd.DataFrame) -> Figure | None:
         return None
     table = table.assign(base=table["category"].map(category_base))
     sums = table.groupby(["source", "latent_class", "base"], sort=False)["mean"].sum()
-    sources = list(dict.fromkeys(table["source"]))
+    present = list(dict.fromkeys(table["source"]))
+    sources = [s for s in SOURCES if s in present] + [s for s in present if s not in SOURCES]
     classes = list(dict.fromkeys(table["latent_class"]))
     bases = [b for b in CATEGORY_COLOURS if b in set(table["base"])]
     bases += [b for b in dict.fromkeys(table["base"]) if b not in bases]
@@ -407,6 +434,33 @@ def posterior_predictive(ppc: pd.DataFrame) -> Figure | None:
 # ---------------------------------------------------------------- estimates
 
 
+def tract_edges(part: pd.DataFrame) -> list[list[tuple[float, float]]]:
+    """Segments where a block borders another tract (or nothing): the tract outlines.
+
+    Blocks are squares on a grid (``x, y`` centres, ``width``): an edge is drawn when the
+    square across it belongs to a different tract or does not exist.
+    """
+    if "tract_id" not in part or part.empty:
+        return []
+    width = part["width"] if "width" in part else pd.Series(1.0, index=part.index)
+    key = {
+        (round(x, 6), round(y, 6)): t
+        for x, y, t in zip(part["x"], part["y"], part["tract_id"], strict=True)
+    }
+    segments = []
+    for x, y, w, tract in zip(part["x"], part["y"], width, part["tract_id"], strict=True):
+        h = w / 2
+        for dx, dy, seg in (
+            (w, 0, [(x + h, y - h), (x + h, y + h)]),
+            (-w, 0, [(x - h, y - h), (x - h, y + h)]),
+            (0, w, [(x - h, y + h), (x + h, y + h)]),
+            (0, -w, [(x - h, y - h), (x + h, y - h)]),
+        ):
+            if key.get((round(x + dx, 6), round(y + dy, 6))) != tract:
+                segments.append(seg)
+    return segments
+
+
 def _map_panels(blocks: pd.DataFrame, geography: pd.DataFrame):
     merged = geography.merge(blocks, on=["block_id"], how="inner", suffixes=("_geo", ""))
     if "county_id" not in merged:
@@ -439,9 +493,15 @@ def block_map(
     finite = merged["value"].replace([np.inf, -np.inf], np.nan).dropna()
     vmax = vmax if vmax is not None else (float(finite.quantile(0.98)) if len(finite) else 1.0)
     vmax = vmax if vmax > 0 else 1.0
-    panel_h = min(3.6, TEXT_WIDTH_IN / cols * 0.95)
+    pad = float(merged["width"].max()) if "width" in merged else 1.0
+    # The same spans in every panel, so one block has the same size in every county.
+    span_x = float(merged.groupby("county_id")["x"].agg(lambda v: v.max() - v.min()).max())
+    span_y = float(merged.groupby("county_id")["y"].agg(lambda v: v.max() - v.min()).max())
+    span_x, span_y = span_x + 2 * pad, span_y + 2 * pad
+    panel_w = TEXT_WIDTH_IN / cols
+    panel_h = float(np.clip(panel_w * span_y / span_x, 1.2, 4.2))
     fig, axes = new_figure(
-        (TEXT_WIDTH_IN, panel_h * rows + 0.7), nrows=rows, ncols=cols, squeeze=False
+        (TEXT_WIDTH_IN, panel_h * rows + 0.9), nrows=rows, ncols=cols, squeeze=False
     )
     import matplotlib as mpl
 
@@ -461,6 +521,7 @@ def block_map(
         ax.add_collection(
             PatchCollection(patches, facecolor=colours, edgecolor="white", linewidth=0.2)
         )
+        ax.add_collection(LineCollection(tract_edges(part), colors="black", linewidths=0.7))
         if "hatch" in part and part["hatch"].any():
             flagged = part[part["hatch"].astype(bool)]
             fw = flagged["width"] if "width" in flagged else pd.Series(1.0, index=flagged.index)
@@ -477,9 +538,9 @@ def block_map(
                     hatch="////",
                 )
             )
-        pad = float(np.nanmax(width)) if len(part) else 1.0
-        ax.set_xlim(part["x"].min() - pad, part["x"].max() + pad)
-        ax.set_ylim(part["y"].min() - pad, part["y"].max() + pad)
+        x0, y1 = part["x"].min() - pad, part["y"].max() + pad
+        ax.set_xlim(x0, x0 + span_x)
+        ax.set_ylim(y1 - span_y, y1)
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
@@ -502,54 +563,86 @@ def block_map(
     return fig
 
 
+RELIABILITY_STYLE = {
+    "high": (PALETTE["blue"], "o"),
+    "medium": (PALETTE["orange"], "s"),
+    "low": (PALETTE["vermillion"], "^"),
+}
+
+
 def interval_width_by_size(blocks: pd.DataFrame, quantity: str = "noncitizens") -> Figure | None:
-    """90% interval width against block population: absolute (persons) and as a share."""
+    """90% interval width against block population: absolute (persons) and as a share;
+    points coloured by the published reliability flag."""
+    blocks = blocks[blocks["population"] > 0]
     if blocks.empty:
         return None
     population = blocks["population"].astype(float)
     width = (blocks[f"{quantity}_hi90"] - blocks[f"{quantity}_lo90"]).astype(float)
-    low = (
-        blocks["reliability"]
-        .astype(str)
-        .str.lower()
-        .isin(["low", "unreliable", "false", "0", "suppress", "flag"])
+    flags = (
+        blocks["reliability"].astype(str).str.lower()
         if "reliability" in blocks
-        else pd.Series(False, index=blocks.index)
+        else pd.Series("unflagged", index=blocks.index)
     )
     fig, (left, right) = new_figure(FULL, ncols=2)
+    levels = [lvl for lvl in RELIABILITY_STYLE if (flags == lvl).any()]
+    levels += [lvl for lvl in dict.fromkeys(flags) if lvl not in levels]
     for ax, values, ylabel in (
         (left, width, f"90% interval width, {quantity} (persons)"),
-        (right, width / population.where(population > 0), "interval width / block population"),
+        (right, width / population, "interval width / block population"),
     ):
-        ax.scatter(
-            population[~low],
-            values[~low],
-            s=7,
-            alpha=0.6,
-            color=PALETTE["blue"],
-            label="reliability ok",
-            linewidths=0,
-        )
-        if low.any():
+        for level in levels:
+            mask = (flags == level).to_numpy()
+            colour, marker = RELIABILITY_STYLE.get(level, (PALETTE["grey"], "o"))
             ax.scatter(
-                population[low],
-                values[low],
-                s=9,
-                alpha=0.8,
-                color=PALETTE["vermillion"],
-                marker="^",
-                label="flagged low reliability",
+                population[mask],
+                values[mask],
+                s=8,
+                alpha=0.65,
+                color=colour,
+                marker=marker,
                 linewidths=0,
+                label=f"reliability {level} ({int(mask.sum()):,})",
             )
         ax.set_xscale("log")
         ax.set_xlabel("block population (persons, log scale)")
         ax.set_ylabel(ylabel)
     right.yaxis.set_major_formatter(PERCENT)
-    left.legend(loc="upper left")
+    fig.legend(
+        *left.get_legend_handles_labels(), loc="outside upper center", ncols=max(1, len(levels))
+    )
     return fig
 
 
 # ---------------------------------------------------------------- validation
+
+
+def coverage_at_90(curve: pd.DataFrame, quantities: tuple[str, ...], band: float = 0.03) -> Figure:
+    """Empirical coverage of nominal 90% intervals per method and quantity (one level only)."""
+    present = list(dict.fromkeys(curve["method"]))
+    methods = [m for m in METHOD_COLOURS if m in present] + [
+        m for m in present if m not in METHOD_COLOURS
+    ]
+    fig, ax = new_figure((HALF[0] * 1.25, 0.42 * len(methods) * len(quantities) + 1.2))
+    labels, y = [], 0
+    for quantity in quantities:
+        for method in methods:
+            hit = curve[(curve["method"] == method) & (curve["quantity"] == quantity)]
+            if len(hit):
+                value = float(hit["empirical"].iloc[0])
+                ax.plot(value, y, "o", ms=6, color=METHOD_COLOURS.get(method, PALETTE["purple"]))
+                ax.text(value, y + 0.28, f"{value:.1%}", ha="center", fontsize=7)
+            labels.append(f"{_method_label(method)}, {quantity}")
+            y += 1
+    ax.axvspan(0.9 - band, 0.9 + band, color="#E5E5E5", zorder=0, label=f"90% ± {band:.0%}")
+    ax.axvline(0.9, color=PALETTE["grey"], ls="--", lw=1, label="nominal 90%")
+    ax.set_yticks(range(len(labels)), labels, fontsize=7.5)
+    ax.set_ylim(len(labels) - 0.4, -0.6)
+    low = float(min(curve["empirical"].min(), 0.9 - band)) - 0.05
+    ax.set_xlim(max(0.0, low), 1.0)
+    ax.xaxis.set_major_formatter(PERCENT)
+    ax.set_xlabel("share of blocks whose true count falls inside the 90% interval")
+    fig.legend(loc="outside upper center", ncols=2)
+    return fig
 
 
 def calibration(
@@ -560,6 +653,8 @@ def calibration(
     quantities = tuple(q for q in quantities if (curve["quantity"] == q).any())
     if not quantities:
         return None
+    if set(curve["nominal"].round(6)) == {0.9}:
+        return coverage_at_90(curve, quantities)
     fig, axes = new_figure(FULL, ncols=len(quantities), squeeze=False, sharey=True)
     lo = float(min(curve["nominal"].min(), curve["empirical"].min(), 0.5)) - 0.05
     for ax, quantity in zip(axes.flat, quantities, strict=True):
@@ -572,7 +667,12 @@ def calibration(
             lw=1,
             label="perfect calibration" if quantity == quantities[0] else None,
         )
-        for method, rows in part.groupby("method", sort=False):
+        present = list(dict.fromkeys(part["method"]))
+        ordered = [m for m in METHOD_COLOURS if m in present] + [
+            m for m in present if m not in METHOD_COLOURS
+        ]
+        for method in ordered:
+            rows = part[part["method"] == method]
             rows = rows.sort_values("nominal")
             ax.plot(
                 rows["nominal"],
@@ -635,7 +735,7 @@ def method_errors(metrics: pd.DataFrame, methods: list[str], keys: dict) -> Figu
     )
     right.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
     right.set_ylabel("mean absolute relative error")
-    left.legend(loc="upper left")
+    fig.legend(*left.get_legend_handles_labels(), loc="outside upper center", ncols=len(methods))
     return fig
 
 
@@ -646,30 +746,46 @@ def sensitivity(summary: pd.DataFrame | None) -> Figure | None:
     part = summary[(summary.get("method", "model") == "model")]
     if "quantity" in part:
         part = part[part["quantity"] == "citizens"]
-    metric_columns = [c for c in ("coverage90", "mae") if c in part]
+    from reports.summaries import COVERAGE90_KEYS, MAE_KEYS
+
+    metric_columns = [
+        next(c for c in keys if c in part)
+        for keys in (COVERAGE90_KEYS, MAE_KEYS)
+        if any(c in part for c in keys)
+    ]
     knobs = [k for k in dict.fromkeys(part["knob"]) if k != "baseline"]
     if not metric_columns or not knobs:
         return None
+    cols = min(len(knobs), 4)
+    blocks_of_rows = math.ceil(len(knobs) / cols)
+    n_rows = len(metric_columns) * blocks_of_rows
     fig, axes = new_figure(
-        (TEXT_WIDTH_IN, 1.7 * len(metric_columns) + 0.6),
-        nrows=len(metric_columns),
-        ncols=len(knobs),
+        (TEXT_WIDTH_IN, 1.55 * n_rows + 0.6),
+        nrows=n_rows,
+        ncols=cols,
         squeeze=False,
         sharey="row",
     )
     base = part[part["knob"] == "baseline"]
-    for j, knob in enumerate(knobs):
+    for k, knob in enumerate(knobs):
         rows = part[part["knob"] == knob]
+        block, j = divmod(k, cols)
         for i, column in enumerate(metric_columns):
-            ax = axes[i, j]
+            ax = axes[block * len(metric_columns) + i, j]
             ax.plot(rows["value"].astype(str), rows[column], "o-", color=PALETTE["blue"])
             if len(base):
                 ax.axhline(float(base[column].iloc[0]), color=PALETTE["grey"], ls="--", lw=1)
+            if "coverage" in column:
+                ax.yaxis.set_major_formatter(PERCENT)
             if i == len(metric_columns) - 1:
                 ax.set_xlabel(knob.replace("_", " "), fontsize=7.5)
             if j == 0:
-                ax.set_ylabel("90% coverage" if column == "coverage90" else "block MAE (persons)")
+                ax.set_ylabel("90% coverage" if "coverage" in column else "block MAE\n(persons)")
             ax.tick_params(labelsize=7)
+    for k in range(len(knobs), blocks_of_rows * cols):
+        block, j = divmod(k, cols)
+        for i in range(len(metric_columns)):
+            axes[block * len(metric_columns) + i, j].set_visible(False)
     return fig
 
 

@@ -56,7 +56,10 @@ def _blocks(rng: np.random.Generator, geography: pd.DataFrame) -> pd.DataFrame:
         blocks[f"{name}_lo90"] = np.maximum(est - half, 0)
         blocks[f"{name}_hi90"] = est + half
     width = blocks["noncitizens_hi90"] - blocks["noncitizens_lo90"]
-    blocks["reliability"] = np.where(width > 0.5 * blocks["population"], "low", "ok")
+    relative = width / blocks["population"]
+    blocks["reliability"] = np.where(
+        relative <= 0.2, "high", np.where(relative <= 0.5, "medium", "low")
+    )
     return blocks
 
 
@@ -315,26 +318,35 @@ def write_fixture_run(
         published / "metadata.json",
     )
 
+    # Shaped like models/evaluate.py's output.
     methods = {}
     for method, scale in (("model", 1.0), ("record_rule", 2.3), ("census_style", 1.6)):
         methods[method] = {}
-        for quantity in ("citizens", "cvap"):
+        for quantity in QUANTITIES:
             methods[method][quantity] = {
-                "mae": 1.2 * scale,
-                "rmse": 2.0 * scale,
-                "coverage90": 0.9 if method == "model" else 0.55 / scale,
-                "mean_width": 6.0 * scale,
-                "tract_rel_error": 0.02 * scale,
-                "county_rel_error": 0.006 * scale,
-                "coverage": {"0.5": 0.52, "0.8": 0.78, "0.9": 0.86, "0.95": 0.93},
+                "block_mae": 1.2 * scale,
+                "block_rmse": 2.0 * scale,
+                "block_bias": -0.1 * scale,
+                "coverage90_pit": 0.86 if method == "model" else round(0.55 / scale, 3),
+                "coverage90_inclusive": 0.93 if method == "model" else round(0.6 / scale, 3),
+                "mean_width90": 6.0 * scale,
+                "tract_mean_abs_rel_error": 0.02 * scale,
+                "county_max_abs_rel_error": 0.006 * scale,
+                "counties": {},
+                "n_blocks": len(geography),
             }
     estimates_eval = {
         "methods": methods,
-        "record_rule_person_cost": {
-            "citizens_called_noncitizen": 41,
-            "noncitizens_called_citizen": 3,
+        "summary": {},
+        "record_rule_cost": {
             "persons": 3120,
+            "no_definitive_record": 150,
+            "citizens_labelled_noncitizen": 41,
+            "naturalized_labelled_noncitizen": 38,
+            "noncitizens_labelled_citizen": 3,
+            "by_status": {"naturalized": {"persons": 400}},
         },
+        "truth_population": "enumerated persons (frame)",
     }
     write_json(estimates_eval, run_dir / "evaluation" / "estimates.json")
 

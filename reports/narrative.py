@@ -113,6 +113,16 @@ def method_sentences(metrics: pd.DataFrame, methods: list[str]) -> list[Sentence
                     f"({other:.2f}); the model adds no accuracy over this baseline here.",
                 )
             )
+    noncitizen_tract = metric(metrics, "model", "noncitizens", *TRACT_KEYS)
+    if noncitizen_tract is not None and abs(noncitizen_tract) > 0.2:
+        out.append(
+            (
+                "warn",
+                f"Tract noncitizen totals are off by {_pct(abs(noncitizen_tract))} on average "
+                "(relative error): noncitizen counts are small, so relative errors are large; "
+                "read noncitizen estimates for small areas with their intervals.",
+            )
+        )
     for level, keys in (("tract", TRACT_KEYS), ("county", COUNTY_KEYS)):
         value = metric(metrics, "model", "citizens", *keys)
         if value is not None:
@@ -160,6 +170,16 @@ def diagnostics_sentences(
                     "explore all of the posterior; estimates may be biased.",
                 )
             )
+    if stats.get("parameters"):
+        over = stats.get("share_rhat_over_1_01", 0.0)
+        out.append(
+            (
+                "warn" if stats["max_rhat"] > rhat_max else "info",
+                f"Recomputed by the report over all {stats['parameters']:,} posterior "
+                f"parameters: largest R-hat {stats['max_rhat']:.3f} "
+                f"({_pct(over)} above 1.01), smallest bulk ESS {stats['min_ess_bulk']:,.0f}.",
+            )
+        )
     if not out:
         out.append(("warn", "No sampler diagnostics were available."))
     return out
@@ -195,7 +215,7 @@ def behaviour_sentences(behaviour: pd.DataFrame) -> list[Sentence]:
         )
         out.append(
             (
-                "ok" if inside else "warn",
+                "ok" if inside else ("warn" if has_interval else "info"),
                 f"{row['label']}: estimated {_pct(row['mean'])}{interval}, generating value "
                 f"{_pct(row['truth'])} ({row.get('truth_note', '')}); {verdict}.",
             )
@@ -254,13 +274,19 @@ def block_size_sentences(blocks: pd.DataFrame, small: int, large: int) -> list[S
     small_mask, large_mask = population < small, population >= large
     out = []
     if small_mask.any():
+        small_width = float(relative[small_mask].median())
+        wide = small_width >= 0.25
+        advice = (
+            " Use them only summed into larger areas (the published draws allow that)."
+            if wide
+            else " Narrow intervals on tiny blocks deserve scrutiny: check their coverage below."
+        )
         out.append(
             (
-                "warn",
+                "warn" if wide else "info",
                 f"{_blocks(int(small_mask.sum()))} fewer than {small} persons; "
-                f"{'their' if small_mask.sum() != 1 else 'its'} median 90% interval for noncitizens spans "
-                f"{_pct(float(relative[small_mask].median()), 0)} of the block's population. "
-                "Use them only summed into larger areas (the published draws allow that).",
+                f"{'their' if small_mask.sum() != 1 else 'its'} median 90% interval for "
+                f"noncitizens spans {_pct(small_width, 0)} of the block's population." + advice,
             )
         )
     if large_mask.any():
@@ -273,13 +299,16 @@ def block_size_sentences(blocks: pd.DataFrame, small: int, large: int) -> list[S
             )
         )
     if "reliability" in blocks:
-        flags = blocks["reliability"].astype(str).str.lower()
-        flagged = flags.isin(["low", "unreliable", "false", "0", "suppress", "flag"])
+        counts = blocks["reliability"].astype(str).str.lower().value_counts()
+        order = [lvl for lvl in ("high", "medium", "low", "empty") if lvl in counts]
+        order += [lvl for lvl in counts.index if lvl not in order]
+        parts = ", ".join(f"{int(counts[lvl]):,} {lvl}" for lvl in order)
+        low = int(counts.get("low", 0))
         out.append(
             (
-                "info",
-                f"{int(flagged.sum()):,} of {len(blocks):,} blocks "
-                f"({_pct(float(flagged.mean()))}) carry a low-reliability flag.",
+                "warn" if low / max(len(blocks), 1) > 0.25 else "info",
+                f"Published reliability flags: {parts} (of {len(blocks):,} blocks); "
+                f"{_pct(low / max(len(blocks), 1))} are flagged low.",
             )
         )
     return out
@@ -306,13 +335,25 @@ def privacy_sentences(params: dict) -> list[Sentence]:
         )
     if not parts:
         return [("warn", "The privacy ledger states no budget.")]
-    return [
+    out = [
         (
             "info",
-            "The published estimates are post-processing of noisy measurements with a "
-            "total privacy loss of " + ", ".join(parts) + ".",
+            "The published estimates are post-processing of noisy measurements with a total "
+            "privacy loss of " + ", ".join(parts) + ".",
         )
     ]
+    if str(params.get("noise_source") or "").lower() == "seeded":
+        out.append(
+            (
+                "warn",
+                "The noise was drawn from a generator seeded by the pipeline seed, so runs are "
+                "reproducible; anyone with the seed can remove it. This run demonstrates the "
+                "mechanism but is NOT a valid differentially private release.",
+            )
+        )
+    for limitation in params.get("limitations") or []:
+        out.append(("warn", f"Limitation stated by the privacy stage: {limitation}"))
+    return out
 
 
 def largest(values: dict, n: int = 1) -> list:

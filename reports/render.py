@@ -228,13 +228,14 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "status (known only because the population is synthetic). Darker cells are classes "
         "the linkage misses more often; uneven rows mean missing links carry information.",
     )
-    histograms = S.match_probability_histograms(ctx)
+    hist_kind, histograms = S.link_histograms(ctx)
     if histograms:
+        scale = "match weight (log2 Bayes factor)" if hist_kind == "weight" else "match probability"
         match_caption = (
-            "Match probability of every accepted link, by source (symmetric log counts), split "
-            "into correct links (blue) and false links (vermillion) by the synthetic truth. False "
-            "links piled near 1 would be errors the model cannot discount; false links at low "
-            "probability are the ones it can treat as weak evidence."
+            f"Link confidence ({scale}) of every accepted link, by source, on a symmetric log "
+            "count scale: correct links as blue bars, false links (known from the synthetic "
+            "truth) as a vermillion outline. False links at high confidence are errors the "
+            "model cannot discount; at low confidence it can treat them as weak evidence."
         )
     else:
         match_caption = (
@@ -244,8 +245,8 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         )
     book.add(
         "match_probability",
-        F.match_probabilities(ctx["match_probabilities"], histograms),
-        "Match probabilities of accepted links",
+        F.match_probabilities(ctx["match_probabilities"], histograms, hist_kind),
+        "Link confidence of accepted links",
         match_caption,
     )
 
@@ -329,7 +330,8 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             vmax=float(min(1.0, share.quantile(0.98) or 1)),
         ),
         "Map: estimated noncitizen share",
-        "Each square is a block on the synthetic plane (one panel per county), coloured by "
+        "Each square is a block on the synthetic plane (one panel per county, black lines are "
+        "tract boundaries), coloured by "
         "the published noncitizen estimate divided by the block's population. Noncitizens "
         "cluster: most blocks are dark, a few are bright.",
     )
@@ -354,8 +356,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         F.interval_width_by_size(blocks),
         "Interval width by block size",
         "90% interval width for noncitizens against block population (log scale): in "
-        "persons (left) and as a share of the population (right). Absolute width grows "
-        "with size while relative width shrinks: small blocks are the least reliable.",
+        "persons (left) and as a share of the population (right), coloured by the published "
+        "reliability flag. Absolute width grows with size while relative width shrinks: "
+        "small blocks are the least reliable.",
     )
 
     # --- privacy
@@ -373,9 +376,10 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "calibration",
         F.calibration(curve),
         "Interval calibration",
-        "Share of blocks whose true count falls inside the interval, against the interval's "
-        "nominal level, per method, for citizens (left) and CVAP (right). Points below the "
-        "dashed diagonal are intervals that are too narrow (overconfident); above it, too wide.",
+        "Share of blocks whose true count falls inside the interval, per method and quantity "
+        "(randomized PIT for discrete counts where evaluated). Against the nominal level: "
+        "points below the dashed line or left of the grey band are intervals that are too "
+        "narrow (overconfident); above it or to its right, too wide.",
     )
     keys = {"MAE": S.MAE_KEYS, "RMSE": S.RMSE_KEYS, "tract": S.TRACT_KEYS, "county": S.COUNTY_KEYS}
     book.add(
@@ -383,8 +387,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         F.method_errors(metrics, methods, keys),
         "Error by geography level",
         "Left: block-level mean absolute and root-mean-square error in persons. Right: "
-        "mean absolute relative error of tract and county totals. Bars per method: the "
-        "Bayesian model against the record rule and the Census-style baseline.",
+        "relative error of tract totals (mean absolute) and county totals (mean absolute, or "
+        "the largest when only that was evaluated). Bars per method: the Bayesian model "
+        "against the record rule and the Census-style baseline.",
     )
 
     # --- sensitivity and run
@@ -409,7 +414,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     diag = ctx.get("diagnostics") or {}
     metric_rows = []
     for method in methods:
-        for quantity in ("citizens", "cvap"):
+        for quantity in ("citizens", "noncitizens", "cvap"):
             metric_rows.append(
                 {
                     "method": method,
@@ -422,6 +427,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
                     "county": S.metric(metrics, method, quantity, *S.COUNTY_KEYS),
                 }
             )
+    metric_rows = [
+        row for row in metric_rows if any(row[k] is not None for k in ("mae", "coverage90"))
+    ]
     published_accuracy = S.published_accuracy(ctx.get("published_eval"))
     privacy_statement = first_key(metadata, "privacy", default={}) or {}
     bench = ctx.get("benchmarks")
@@ -449,6 +457,15 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             "chains": first_key(diag, "chains", "n_chains"),
             "draws": first_key(diag, "draws", "n_draws"),
             "parameters": conv_stats.get("parameters"),
+            "sampler": first_key(diag, "sampler"),
+            "tune": first_key(diag, "tune"),
+            "n_cells": first_key(diag, "n_cells"),
+            "n_patterns": first_key(diag, "n_patterns"),
+            "n_groups": first_key(diag, "n_groups"),
+            "n_params": first_key(diag, "n_params"),
+            "exact": first_key(diag, "exact"),
+            "classes": first_key(diag, "classes", default=[]),
+            "levels": (config.get("model") or {}).get("levels"),
         },
         "diagnostic_sentences": N.diagnostics_sentences(
             diag, conv_stats, float(settings["rhat_max"]), float(settings["ess_min"])
@@ -526,6 +543,13 @@ def render_html(
     )
 
 
+class _HarfBuzzNotice(logging.Filter):
+    """Drop WeasyPrint's repeated notice that fontTools subsets fonts (harmless here)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "HarfBuzz" not in record.getMessage()
+
+
 def html_to_pdf(html: str) -> bytes:
     """The same HTML, laid out for print by WeasyPrint (page size and numbers from the CSS)."""
     import weasyprint
@@ -533,6 +557,9 @@ def html_to_pdf(html: str) -> bytes:
     # WeasyPrint and fontTools log every step at INFO: keep the rule's log readable.
     for noisy in ("fontTools", "weasyprint.progress"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    weasy_log = logging.getLogger("weasyprint")
+    if not any(isinstance(f, _HarfBuzzNotice) for f in weasy_log.filters):
+        weasy_log.addFilter(_HarfBuzzNotice())
 
     # No base URL: every resource is inline, so nothing can be fetched from anywhere.
     return weasyprint.HTML(string=html, base_url=None).write_pdf()

@@ -188,14 +188,25 @@ def sources_table(ctx: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def match_probability_histograms(ctx: dict) -> dict[str, dict]:
-    """Per source ``{edges, true_links, false_links}`` from ``evaluation/linkage.json``."""
-    out = {}
-    for source, q in _per_source(ctx.get("linkage_eval")).items():
-        hist = first_key(q, "match_probability_histogram") if isinstance(q, dict) else None
-        if isinstance(hist, dict) and {"edges", "true_links", "false_links"} <= set(hist):
-            out[source] = hist
-    return out
+def link_histograms(ctx: dict) -> tuple[str, dict[str, dict]]:
+    """Per source ``{edges, true_links, false_links}`` from ``evaluation/linkage.json``.
+
+    Returns ``("weight", ...)`` for match-weight histograms (log2 Bayes factor, evenly spaced:
+    the informative scale) when every source has one, else ``("probability", ...)``.
+    """
+    per_source = _per_source(ctx.get("linkage_eval"))
+    for kind, key in (
+        ("weight", "match_weight_histogram"),
+        ("probability", "match_probability_histogram"),
+    ):
+        out = {}
+        for source, q in per_source.items():
+            hist = first_key(q, key) if isinstance(q, dict) else None
+            if isinstance(hist, dict) and {"edges", "true_links", "false_links"} <= set(hist):
+                out[source] = hist
+        if out and len(out) == len(per_source):
+            return kind, out
+    return "probability", {}
 
 
 def recall_by_status(ctx: dict) -> pd.DataFrame:
@@ -249,12 +260,18 @@ def metric(metrics: pd.DataFrame, method: str, quantity: str, *names: str) -> fl
     return None
 
 
-COVERAGE90_KEYS = ("coverage90", "coverage_90", "coverage", "coverage_pit90")
-WIDTH_KEYS = ("mean_width", "mean_width90", "width", "width90")
-MAE_KEYS = ("mae", "block_mae", "MAE")
-RMSE_KEYS = ("rmse", "block_rmse", "RMSE")
-TRACT_KEYS = ("tract_rel_error", "tract_relative_error", "tract_mare", "tract_rel_mae")
-COUNTY_KEYS = ("county_rel_error", "county_relative_error", "county_mare", "county_rel_mae")
+# Key spellings accepted for each metric (the model stage's evaluate.py names first).
+COVERAGE90_KEYS = ("coverage90_pit", "coverage90", "coverage_90", "coverage", "coverage_pit90")
+WIDTH_KEYS = ("mean_width90", "mean_width", "width", "width90")
+MAE_KEYS = ("block_mae", "mae", "MAE")
+RMSE_KEYS = ("block_rmse", "rmse", "RMSE")
+TRACT_KEYS = ("tract_mean_abs_rel_error", "tract_rel_error", "tract_relative_error")
+COUNTY_KEYS = (
+    "county_mean_abs_rel_error",
+    "county_rel_error",
+    "county_relative_error",
+    "county_max_abs_rel_error",
+)
 
 
 def coverage_curve(ctx: dict) -> pd.DataFrame:
@@ -272,7 +289,9 @@ def coverage_curve(ctx: dict) -> pd.DataFrame:
         for quantity, metrics in by_quantity.items():
             if not isinstance(metrics, dict):
                 continue
-            levels = first_key(metrics, "coverage_levels", "coverage_by_level", "coverage")
+            levels = first_key(
+                metrics, "coverage_levels", "coverage_by_level", "coverage_pit", "coverage"
+            )
             if isinstance(levels, dict):
                 for nominal, empirical in levels.items():
                     nominal_value = numeric(str(nominal).rstrip("%"))
@@ -309,7 +328,9 @@ def coverage90(curve: pd.DataFrame, method: str, quantity: str) -> float | None:
 def person_cost(ctx: dict) -> dict[str, float]:
     """Person-level misclassification cost of the record rule (numbers only)."""
     ev = ctx.get("estimates_eval") or {}
-    cost = first_key(ev, "record_rule_person_cost", "person_cost", "person_level_cost")
+    cost = first_key(
+        ev, "record_rule_cost", "record_rule_person_cost", "person_cost", "person_level_cost"
+    )
     if cost is None:
         rule = first_key(first_key(ev, "methods", default=ev) or {}, "record_rule") or {}
         cost = first_key(rule, "person_cost", "person_level_cost")
@@ -560,6 +581,10 @@ def privacy_parameters(ctx: dict) -> dict[str, Any]:
             (first_key(ledger, "measurements", default=[{}]) or [{}])[0], "mechanism"
         ),
         "warning": first_key(ledger, "warning"),
+        "noise_source": first_key(ledger, "noise_source"),
+        "neighbouring_relation": first_key(ledger, "neighbouring_relation"),
+        "public": list(first_key(ledger, "public", default=[]) or []),
+        "limitations": list(first_key(ledger, "limitations", default=[]) or []),
     }
 
 

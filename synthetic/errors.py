@@ -30,38 +30,52 @@ NICKNAMES: dict[str, str] = {
 LOWER = np.array(list("abcdefghijklmnopqrstuvwxyz"))
 
 
-def pick(n: int, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Boolean mask: each of ``n`` rows chosen with probability ``rate``."""
-    if rate <= 0:
+def pick(n: int, rate: float | np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask: each of ``n`` rows chosen with probability ``rate`` (scalar or per row)."""
+    if np.all(np.asarray(rate) <= 0):
         return np.zeros(n, dtype=bool)
-    return rng.random(n) < min(rate, 1.0)
+    return rng.random(n) < np.minimum(rate, 1.0)
 
 
-def typo(text: str, rng: np.random.Generator) -> str:
-    """One keyboard-style edit inside ``text`` (never the first letter, never empty)."""
+def typo(text: str, kind: int, where: float, letter: str) -> str:
+    """One keyboard-style edit inside ``text`` (never the first letter, never empty).
+
+    ``kind``: 0 substitution, 1 deletion, 2 insertion, 3 transposition; ``where`` in [0, 1)
+    picks the position; ``letter`` is the letter substituted or inserted.
+    """
     if len(text) < 3:
-        return text + str(rng.choice(LOWER))
-    kind = int(rng.integers(0, 4))
-    pos = int(rng.integers(1, len(text)))
-    letter = str(rng.choice(LOWER))
-    if kind == 0:  # substitution
+        return text + letter
+    pos = 1 + int(where * (len(text) - 1))
+    if kind == 0:
         return text[:pos] + letter + text[pos + 1 :]
-    if kind == 1:  # deletion
+    if kind == 1:
         return text[:pos] + text[pos + 1 :]
-    if kind == 2:  # insertion
+    if kind == 2:
         return text[:pos] + letter + text[pos:]
-    if pos < len(text) - 1:  # transposition
+    if pos < len(text) - 1:
         return text[:pos] + text[pos + 1] + text[pos] + text[pos + 2 :]
     return text[:pos] + letter
 
 
-def apply_typos(values: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Copy of ``values`` with a typo in a ``rate`` share of the non-null entries."""
+def apply_typos(
+    values: np.ndarray, rate: float | np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Copy of ``values`` with a typo in a ``rate`` share of the non-null entries.
+
+    The random parts of every edit are drawn at once; only the string surgery is per value.
+    """
     out = values.copy()
     chosen = np.flatnonzero(pick(len(values), rate, rng))
-    for i in chosen:
-        if isinstance(out[i], str) and out[i]:
-            out[i] = typo(out[i], rng)
+    k = len(chosen)
+    if k == 0:
+        return out
+    kinds = rng.integers(0, 4, k).tolist()
+    where = rng.random(k).tolist()
+    letters = LOWER[rng.integers(0, len(LOWER), k)].tolist()
+    for i, kind, pos, letter in zip(chosen.tolist(), kinds, where, letters, strict=True):
+        text = out[i]
+        if isinstance(text, str) and text:
+            out[i] = typo(text, kind, pos, letter)
     return out
 
 
@@ -75,7 +89,9 @@ def apply_nicknames(first: np.ndarray, rate: float, rng: np.random.Generator) ->
     return out
 
 
-def swap_day_month(dob: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+def swap_day_month(
+    dob: np.ndarray, rate: float | np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Swap day and month of birth (only where the day is a valid month and differs)."""
     out = dob.copy()
     chosen = pick(len(dob), rate, rng) & ~np.isnat(dob)

@@ -365,7 +365,7 @@ def _people(
     )
     other = (roles == OTHER_RELATIVE) | (roles == NONRELATIVE)
     age[other] = np.clip(hh_head_age[other] + rng.normal(0.0, 8.0, int(other.sum())), 18.0, 95.0)
-    # Minors' ages as drawn; make sure the householder is at least 15 years older.
+    # Sex: householders half and half; spouses mostly of the other sex; others 51% male.
     head_sex_male = rng.random(n_hh) < 0.5
     male = rng.random(n) < 0.51
     male[head_idx] = head_sex_male

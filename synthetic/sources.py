@@ -74,6 +74,11 @@ def identity_fields(
     def rate(key: str) -> float:
         return float(rates[key]) * scale
 
+    # Immigrants' records are harder: transliterated names are spelled several ways and most
+    # countries write dates day first, so typos and day/month swaps are more frequent.
+    foreign = persons["status"].to_numpy()[idx] != NATIVE
+    foreign_factor = np.where(foreign, float(rates["foreign_born_multiplier"]), 1.0)
+
     first = persons["first_name"].to_numpy()[idx]
     last = persons["last_name"].to_numpy()[idx]
     second = persons["second_surname"].to_numpy()[idx]
@@ -86,10 +91,10 @@ def identity_fields(
     last = np.where(double, last + " " + second, last)
     swap = errors.pick(n, rate("name_swap"), rng)
     first, last = np.where(swap, last, first), np.where(swap, first, last)
-    first = errors.apply_typos(first, rate("typo"), rng)
-    last = errors.apply_typos(last, rate("typo"), rng)
+    first = errors.apply_typos(first, rate("typo") * foreign_factor, rng)
+    last = errors.apply_typos(last, rate("typo") * foreign_factor, rng)
     dob = persons["dob"].to_numpy()[idx].astype("datetime64[D]")
-    dob = errors.swap_day_month(dob, rate("dob_day_month_swap"), rng)
+    dob = errors.swap_day_month(dob, rate("dob_day_month_swap") * foreign_factor, rng)
     dob = errors.shift_year(dob, rate("dob_year_error"), rng)
     dob = errors.null_out(dob, float(scfg["missing_dob"]), rng)
     male = persons["male"].to_numpy()[idx]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline_common.io import write_json, write_parquet
 from pipeline_common.rng import stage_rng
@@ -70,6 +71,13 @@ class World:
     parameters: dict = field(default_factory=dict)
 
 
+def format_ids(prefix: str, numbers: np.ndarray) -> pd.Series:
+    """Identifiers ``prefix`` + 9-digit zero-padded ``numbers`` (vectorized, Arrow strings)."""
+    digits = pc.utf8_lpad(pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string()), 9, "0")
+    joined = pc.binary_join_element_wise(prefix, digits, "")
+    return pd.Series(pd.arrays.ArrowStringArray(joined.cast(pa.large_string())))
+
+
 def _date_series(values: np.ndarray) -> pd.Series:
     """A date32 column (nulls where NaT) that pandas writes to Parquet as a DATE."""
     array = pa.array(np.asarray(values).astype("datetime64[D]"), type=pa.date32(), from_pandas=True)
@@ -85,7 +93,10 @@ def _as_output(table: pd.DataFrame) -> pd.DataFrame:
         if column in DATE_COLUMNS or series.dtype.kind == "M":
             out[column] = _date_series(series.to_numpy())
         elif series.dtype == object:
-            out[column] = series.astype("string")
+            # Arrow-backed strings convert to Parquet without a per-value pass; readers get
+            # pandas' ordinary "string" dtype back.
+            strings = pa.array(series.to_numpy(), type=pa.large_string(), from_pandas=True)
+            out[column] = pd.Series(pd.arrays.ArrowStringArray(strings))
         else:
             out[column] = series
     return pd.DataFrame(out)
@@ -114,6 +125,10 @@ def make_frame(
     first = errors.apply_typos(first, float(fcfg["typo"]), rng)
     last = errors.apply_typos(last, float(fcfg["typo"]), rng)
     first = errors.apply_nicknames(first, float(fcfg["nickname"]), rng)
+    # Proxies misspell names they only heard: an extra typo in first and last names.
+    garbled_name = proxy & errors.pick(n, float(fcfg["proxy_garbled_name"]), rng)
+    first[garbled_name] = errors.apply_typos(first[garbled_name], 1.0, rng)
+    last[garbled_name] = errors.apply_typos(last[garbled_name], 1.0, rng)
     first[proxy & errors.pick(n, float(fcfg["proxy_missing_first_name"]), rng)] = None
     last[proxy & errors.pick(n, float(fcfg["proxy_missing_last_name"]), rng)] = None
     dob = persons["dob"].to_numpy().astype("datetime64[D]")
@@ -219,8 +234,8 @@ def generate_world(config: dict) -> World:
     assign_identities(persons, households, blocks, cfg, stage_rng(seed, "synthetic", "identities"))
     n = len(persons)
     hh_new = pd.factorize(persons["household_index"].to_numpy())[0]
-    persons["person_id"] = np.array([f"P{i:09d}" for i in range(1, n + 1)], dtype=object)
-    persons["household_id"] = np.array([f"H{i + 1:09d}" for i in hh_new.tolist()], dtype=object)
+    persons["person_id"] = format_ids("P", np.arange(1, n + 1))
+    persons["household_id"] = format_ids("H", hh_new + 1)
     block_index = persons["block_index"].to_numpy()
     for column in ("block_id", "block_group_id", "tract_id", "county_id"):
         persons[column] = blocks[column].to_numpy()[block_index]
@@ -243,7 +258,11 @@ def generate_world(config: dict) -> World:
     }
     source_tables: dict[str, pd.DataFrame] = {}
     record_parts = []
-    person_ids = persons["person_id"].to_numpy()
+    person_ids = pa.array(persons["person_id"].array)
+    numident_stats: dict = {}
+    source_persons: dict[str, int] = {}
+    coverage_by_status: dict[str, dict] = {}
+    status_codes = persons["status"].to_numpy()
     for name in SOURCES:
         rng = stage_rng(seed, "synthetic", "source", name)
         if name == "acs":
@@ -255,30 +274,71 @@ def generate_world(config: dict) -> World:
         # Shuffle so record order says nothing about persons; ids in shuffled order.
         table_ = table_.iloc[rng.permutation(len(table_))].reset_index(drop=True)
         code = sources.RECORD_CODES[name]
-        record_ids = np.array([f"{code}-{i:09d}" for i in range(1, len(table_) + 1)], dtype=object)
+        record_ids = format_ids(f"{code}-", np.arange(1, len(table_) + 1))
+        person_index = table_["person_index"].to_numpy()
         record_parts.append(
             pd.DataFrame(
                 {
-                    "source": name,
+                    "source": pd.Series(name, index=record_ids.index, dtype="string[pyarrow]"),
                     "record_id": record_ids,
-                    "person_id": person_ids[table_["person_index"].to_numpy()],
+                    "person_id": pd.Series(
+                        pd.arrays.ArrowStringArray(
+                            person_ids.take(pa.array(person_index)).cast(pa.large_string())
+                        )
+                    ),
                 }
             )
         )
+        covered = np.unique(person_index)
+        source_persons[name] = int(len(covered))
+        has_record = np.zeros(len(persons), dtype=bool)
+        has_record[covered] = True
+        coverage_by_status[name] = {
+            status_name: float(has_record[status_codes == code].mean())
+            if (status_codes == code).any()
+            else None
+            for code, status_name in enumerate(STATUS_NAMES)
+        }
+        if name == "ssa_numident":
+            numident_stats = _numident_stats(table_, persons)
         table_ = table_.drop(columns="person_index")
         table_.insert(0, "record_id", record_ids)
         source_tables[name] = _as_output(table_)
     records = pd.concat(record_parts, ignore_index=True)
-    parameters = _parameters(config, targets, persons, diagnostics, source_tables, records, blocks)
-    log.info("world generated in %.1f s", time.perf_counter() - started)
-    return World(
+    parameters = _parameters(
+        config, targets, persons, diagnostics, source_tables, blocks, numident_stats, source_persons
+    )
+    parameters["realized"]["source_coverage_by_status"] = coverage_by_status
+    world = World(
         frame=_as_output(frame),
         geography=geography,
         sources=source_tables,
         persons=_as_output(truth_persons(persons)),
-        records=records.astype({"source": "string", "record_id": "string", "person_id": "string"}),
+        records=records,
         parameters=parameters,
     )
+    log.info("world generated in %.1f s", time.perf_counter() - started)
+    return world
+
+
+def _numident_stats(numident: pd.DataFrame, persons: pd.DataFrame) -> dict:
+    """Realized staleness of the Numident (from its records before the truth link is dropped)."""
+    status = persons["status"].to_numpy()[numident["person_index"].to_numpy()]
+    citizenship = pd.Series(numident["citizenship"].to_numpy(), dtype="string")
+    naturalized = status == NATURALIZED
+    nat_citizenship = citizenship[naturalized]
+    has_nat = bool(naturalized.any())
+    return {
+        "numident_naturalized_marked_noncitizen_share": float(
+            (nat_citizenship == "noncitizen").mean()
+        )
+        if has_nat
+        else None,
+        "numident_naturalized_missing_citizenship_share": float(nat_citizenship.isna().mean())
+        if has_nat
+        else None,
+        "numident_citizenship_missing_share": float(citizenship.isna().mean()),
+    }
 
 
 def _parameters(
@@ -287,20 +347,13 @@ def _parameters(
     persons: pd.DataFrame,
     diagnostics: dict,
     source_tables: dict[str, pd.DataFrame],
-    records: pd.DataFrame,
     blocks: pd.DataFrame,
+    numident_stats: dict,
+    source_persons: dict[str, int],
 ) -> dict:
     """Generating rates used and realized shares, for 'estimated vs generating' comparisons."""
     cfg = config["synthetic"]
     status = persons["status"].to_numpy()
-    numident = source_tables["ssa_numident"]
-    nat_ids = set(persons.loc[status == NATURALIZED, "person_id"])
-    ssa_records = records[records["source"] == "ssa_numident"]
-    is_nat = ssa_records["person_id"].isin(nat_ids).to_numpy()
-    citizenship = (
-        numident.set_index("record_id").loc[ssa_records["record_id"], "citizenship"].to_numpy()
-    )
-    nat_citizenship = pd.Series(citizenship[is_nat], dtype="string")
     realized = {
         "persons": int(len(persons)),
         "households": int(persons["household_index"].nunique()),
@@ -312,20 +365,9 @@ def _parameters(
         "adult_share": float((persons["age"].to_numpy() >= 18).mean()),
         "protected_1367_share": float(persons["protected_1367"].mean()),
         "refugee_asylee_share": float(persons["refugee_asylee"].mean()),
-        "numident_naturalized_marked_noncitizen_share": float(
-            (nat_citizenship == "noncitizen").mean()
-        )
-        if len(nat_citizenship)
-        else None,
-        "numident_naturalized_missing_citizenship_share": float(nat_citizenship.isna().mean())
-        if len(nat_citizenship)
-        else None,
-        "numident_citizenship_missing_share": float(numident["citizenship"].isna().mean()),
+        **numident_stats,
         "source_records": {name: int(len(t)) for name, t in source_tables.items()},
-        "source_persons": {
-            name: int(records.loc[records["source"] == name, "person_id"].nunique())
-            for name in source_tables
-        },
+        "source_persons": source_persons,
         "counties": diagnostics["counties"],
     }
     mixes = {

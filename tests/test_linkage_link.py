@@ -209,3 +209,13 @@ def test_evaluation_counts_on_a_handmade_case():
     assert acs["records_withheld"] == 1
     assert acs["recall_by_status"]["lpr"] == {"linkable": 1, "tp": 0, "recall": 0.0}
     assert acs["recall_by_status"]["native_citizen"]["recall"] == 1.0
+
+
+def test_same_config_same_links(linked):
+    world, links, *_ = linked
+    again, _ = link_source(world["frame"], world["cbp_ice"], "cbp_ice", CONFIG)
+    first = links.loc[links["source"] == "cbp_ice"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        first[["record_id", "person_id", "match_probability"]],
+        again[["record_id", "person_id", "match_probability"]],
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,10 +34,22 @@ def test_policy_without_1367_is_refused_naming_the_key():
 
 
 def test_default_withhold_without_1367_is_refused_naming_the_key():
-    config = load_config(overrides={"linkage": {"default_withhold": ["refugee_asylee"]}})
+    # No synthetic policy for the source: the linkage stage's own default applies.
+    config = _config(default_withhold=["refugee_asylee"])
     with pytest.raises(InputError) as caught:
         check_policies(config, ["uscis_lpr"])
     assert caught.value.field == "linkage.default_withhold"
+
+
+def test_shipped_configs_withhold_1367_everywhere():
+    config = load_config()
+    policies = check_policies(config, list(config["synthetic"].get("sources", {})) or ["acs"])
+    assert all("protected_1367" in p.withhold for p in policies.values())
+    # The synthetic schema refuses this too; the linkage check holds even without it.
+    broken = copy.deepcopy(config)
+    broken["synthetic"]["sources"]["uscis_lpr"]["policy"]["withhold"] = ["refugee_asylee"]
+    with pytest.raises(InputError, match="synthetic.sources.uscis_lpr.policy.withhold"):
+        check_policies(broken, ["uscis_lpr"])
 
 
 def test_waiver_releases_refugees_but_never_1367():

@@ -39,23 +39,45 @@ def _fixture():
     evidence = pd.DataFrame(
         {
             "person_id": ["P000000000", "P000000000", "P000000001", "P000000003", "P000000004"],
-            "source": ["ssa_numident", "state_passports", "ssa_numident", "ssa_numident", "cbp_ice"],
+            "source": [
+                "ssa_numident",
+                "state_passports",
+                "ssa_numident",
+                "ssa_numident",
+                "cbp_ice",
+            ],
             "category": ["citizen", "citizen", "noncitizen", "noncitizen", "noncitizen"],
-            "as_of": pd.to_datetime(["2001-01-01", "2015-01-01", "1985-01-01", "2010-01-01", "2019-01-01"]),
+            "as_of": pd.to_datetime(
+                ["2001-01-01", "2015-01-01", "1985-01-01", "2010-01-01", "2019-01-01"]
+            ),
             "match_probability": [0.99, 0.95, 0.97, 0.5, 0.99],
         }
     )
     geography = pd.DataFrame(
-        {"block_id": [B1, B2], "block_group_id": [B1[:12]] * 2, "tract_id": [B1[:11]] * 2, "county_id": ["12086"] * 2}
+        {
+            "block_id": [B1, B2],
+            "block_group_id": [B1[:12]] * 2,
+            "tract_id": [B1[:11]] * 2,
+            "county_id": ["12086"] * 2,
+        }
     )
     return frame, evidence, geography
 
 
 def test_cells_patterns_and_labels():
     frame, evidence, geography = _fixture()
-    cells, patterns = tabulate(evidence, frame, geography, SOURCES, CONFIG, [0, 18, 35, 65], "2020-04-01")
+    cells, patterns = tabulate(
+        evidence, frame, geography, SOURCES, CONFIG, [0, 18, 35, 65], "2020-04-01"
+    )
     assert cells["count"].sum() == len(frame)
-    assert set(cells.columns) >= {"block_id", "tract_id", "county_id", "age_group", "pattern_id", "count"}
+    assert set(cells.columns) >= {
+        "block_id",
+        "tract_id",
+        "county_id",
+        "age_group",
+        "pattern_id",
+        "count",
+    }
     by_person = {
         "P000000001": "noncitizen_old_hi",  # 1985 Numident noncitizen: before the cutoff
         "P000000003": "noncitizen_lo",  # low-confidence link
@@ -66,7 +88,13 @@ def test_cells_patterns_and_labels():
     first = patterns.iloc[0]
     assert all(first[f"src_{s}"] == "none" for s in SOURCES)
     assert first["coarse_pattern"] == "no_record"
-    coarse = dict(zip(patterns["src_state_passports"] + "|" + patterns["src_ssa_numident"], patterns["coarse_pattern"], strict=True))
+    coarse = dict(
+        zip(
+            patterns["src_state_passports"] + "|" + patterns["src_ssa_numident"],
+            patterns["coarse_pattern"],
+            strict=True,
+        )
+    )
     assert coarse["citizen_hi|citizen_hi"] == "citizen"
     assert coarse["none|noncitizen_lo"] == "weak_only"
 

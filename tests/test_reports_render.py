@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pypdf
 import pytest
 
@@ -134,7 +135,7 @@ def test_coverage_on_target_is_called_honest(tmp_path, config):
     path = run_dir / "evaluation" / "estimates.json"
     estimates = json.loads(path.read_text())
     for quantity in ("citizens", "cvap"):
-        estimates["methods"]["model"][quantity]["coverage"]["0.9"] = 0.905
+        estimates["methods"]["model"][quantity]["coverage90_pit"] = 0.905
     path.write_text(json.dumps(estimates))
     write_report(run_dir, config, tmp_path / "out" / "report.html")
     html = (tmp_path / "out" / "report.html").read_text()
@@ -179,3 +180,43 @@ def test_fixture_copy_is_independent(tmp_path):
     assert (second / "published" / "blocks.csv").read_bytes() == (
         first / "published" / "blocks.csv"
     ).read_bytes()
+
+
+def test_no_person_level_identifier_in_report(rendered):
+    html = rendered["html"]
+    assert not re.search(r"\b(P\d{9}|H\d{9}|[A-Z]{1,6}-\d{9})\b", html)
+
+
+def test_same_inputs_same_html(rendered, config, tmp_path):
+    again = write_report(
+        rendered["run_dir"],
+        config,
+        tmp_path / "again.html",
+        bench_dir=rendered["run_dir"].parent.parent / "benchmarks" / "fx",
+    )
+    assert again.html == rendered["html"]
+
+
+def test_sensitivity_section_when_summary_exists(tmp_path, config):
+    run_dir = write_fixture_run(tmp_path / "results" / "fx")
+    rows = []
+    for knob, values in (("baseline", ["base"]), ("acs_misreport", ["0.5", "2"])):
+        for value in values:
+            for method in ("model", "record_rule"):
+                rows.append(
+                    {
+                        "knob": knob,
+                        "value": value,
+                        "method": method,
+                        "quantity": "citizens",
+                        "block_mae": 1.0 + len(rows) / 10,
+                        "coverage90_pit": 0.9 - len(rows) / 100,
+                    }
+                )
+    summary = tmp_path / "summary.csv"
+    pd.DataFrame(rows).to_csv(summary, index=False)
+    result = write_report(run_dir, config, tmp_path / "out.html", sensitivity_summary=summary)
+    html = (tmp_path / "out.html").read_text()
+    assert "sensitivity analysis was not run" not in html
+    assert "sensitivity" in {figure["key"] for figure in result.figures}
+    assert "acs_misreport" in html

@@ -8,22 +8,28 @@ LINKAGE = f"{RESULTS}/linkage"
 PIK_SOURCES = (
     config["linkage"]["pik_sources"] if config["linkage"]["pik_from_ssa"] else []
 )
-OTHER_SOURCES = [s for s in SOURCES if s != "ssa_numident"]
+# Sources linked with the Numident PIK wait for it; the others run beside the Numident job.
+NO_PIK_SOURCES = [s for s in SOURCES if s != "ssa_numident" and s not in PIK_SOURCES]
 
 
-def linkage_source_inputs(wildcards):
-    inputs = {
-        "frame": f"{RESULTS}/world/frame.parquet",
-        "records": f"{RESULTS}/world/sources/{wildcards.source}.parquet",
-    }
-    if wildcards.source in PIK_SOURCES:
-        inputs["pik"] = f"{LINKAGE}/pik.parquet"
-    return inputs
+rule linkage_standardize_frame:
+    input:
+        frame=f"{RESULTS}/world/frame.parquet",
+    output:
+        frame_std=temp(f"{LINKAGE}/frame_std.parquet"),
+    log:
+        f"{LOGS}/linkage/standardize_frame.log",
+    benchmark:
+        f"{BENCH}/linkage/standardize_frame.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/linkage_frame.py"
 
 
 rule linkage_link_numident:
     input:
-        frame=f"{RESULTS}/world/frame.parquet",
+        frame_std=f"{LINKAGE}/frame_std.parquet",
         records=f"{RESULTS}/world/sources/ssa_numident.parquet",
     output:
         links=f"{LINKAGE}/by_source/ssa_numident.parquet",
@@ -42,7 +48,8 @@ rule linkage_link_numident:
 
 rule linkage_link_source:
     input:
-        unpack(linkage_source_inputs),
+        frame_std=f"{LINKAGE}/frame_std.parquet",
+        records=f"{RESULTS}/world/sources/{{source}}.parquet",
     output:
         links=f"{LINKAGE}/by_source/{{source}}.parquet",
         report=f"{LINKAGE}/by_source/{{source}}.json",
@@ -51,7 +58,28 @@ rule linkage_link_source:
     benchmark:
         f"{BENCH}/linkage/link_{{source}}.tsv"
     wildcard_constraints:
-        source="|".join(OTHER_SOURCES),
+        source="|".join(NO_PIK_SOURCES) or "no-source",
+    conda:
+        ENV
+    threads: 1
+    script:
+        "../scripts/linkage_link.py"
+
+
+rule linkage_link_source_with_pik:
+    input:
+        frame_std=f"{LINKAGE}/frame_std.parquet",
+        records=f"{RESULTS}/world/sources/{{source}}.parquet",
+        pik=f"{LINKAGE}/pik.parquet",
+    output:
+        links=f"{LINKAGE}/by_source/{{source}}.parquet",
+        report=f"{LINKAGE}/by_source/{{source}}.json",
+    log:
+        f"{LOGS}/linkage/link_{{source}}.log",
+    benchmark:
+        f"{BENCH}/linkage/link_{{source}}.tsv"
+    wildcard_constraints:
+        source="|".join(PIK_SOURCES) or "no-source",
     conda:
         ENV
     threads: 1

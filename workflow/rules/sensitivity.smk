@@ -42,10 +42,10 @@ rule sensitivity_run:
         f"benchmarks/sensitivity/{SWEEP.wildcard_pattern}/run.tsv"
     conda:
         ENV
+    threads: workflow.cores
     params:
         snakefile=workflow.main_snakefile,
         run=lambda wc: f"results/sens-{wc.knob}-{wc.value}",
-    threads: workflow.cores
     shell:
         # A nested run of this workflow with the knob's config; only its evaluation is needed.
         "snakemake -s {params.snakefile} --configfile {input.config} --cores {threads}"
@@ -57,7 +57,9 @@ rule sensitivity_run:
 
 rule sensitivity_summary:
     input:
-        estimates=expand(f"{SENS}/{{params}}/estimates.json", params=SWEEP.instance_patterns),
+        estimates=expand(
+            f"{SENS}/{{params}}/estimates.json", params=SWEEP.instance_patterns
+        ),
     output:
         summary=report(f"{SENS}/summary.csv", category="Sensitivity"),
         figure=report(f"{SENS}/summary.png", category="Sensitivity"),

@@ -10,10 +10,12 @@ snakemake_log(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
 source = sm.wildcards.get("source", PIK_SOURCE)
 config = {**sm.config, "linkage": {**sm.config["linkage"], "threads": int(sm.threads)}}
-frame = pd.read_parquet(sm.input.frame)
+frame_std = pd.read_parquet(sm.input.frame_std)
 records = pd.read_parquet(sm.input.records)
 pik = pd.read_parquet(sm.input.pik) if "pik" in sm.input.keys() else None
-links, report = link_source(frame, records, source, config, pik, file=sm.input.records)
+links, report = link_source(
+    None, records, source, config, pik, file=sm.input.records, frame_std=frame_std
+)
 write_parquet(links, sm.output.links)
 write_json(report, sm.output.report)
 if "pik" in sm.output.keys():

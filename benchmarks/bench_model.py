@@ -1,0 +1,97 @@
+"""Benchmark of the model's fit: cost follows cells, not persons.
+
+Simulates cells from the model's own simulator (no pipeline run) at a fixed geography with
+100k and 1M persons, and with twice the blocks; prints cells, parameters, the time of one
+log-density gradient, nutpie compile and sampling seconds.
+
+    .venv/bin/python benchmarks/bench_model.py [--draws 200] [--blocks-per-tract 25] [--no-sample]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def run_case(label: str, n_persons: int, blocks_per_tract: int, args) -> dict:
+    from models.latent_class import build_model, count_free_parameters, em_start, sample
+    from models.pipeline import build_problem
+    from models.simulate import AGE_LABELS, simulate
+
+    rng = np.random.default_rng(2020)
+    start = time.perf_counter()
+    sim = simulate(
+        rng,
+        n_persons=n_persons,
+        n_counties=3,
+        tracts_per_county=args.tracts,
+        blocks_per_tract=blocks_per_tract,
+    )
+    simulate_s = time.perf_counter() - start
+    config = {
+        "prior": {"high": 8.0, "mid": 2.0, "low": 1.0},
+        "levels": ["county", "tract", "block"],
+        "prior_scales": {"intercept_mu": -2.0, "intercept_sd": 2.0, "county_sd": 1.0},
+    }
+    problem, _ = build_problem(
+        sim["measurements"], sim["public_counts"], sim["patterns"], config, AGE_LABELS
+    )
+    model = build_model(problem)
+    dlogp = model.compile_dlogp()
+    point = model.initial_point()
+    dlogp(point)
+    reps = 50
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        dlogp(point)
+    grad_ms = (time.perf_counter() - t0) / reps * 1000
+    row = {
+        "case": label,
+        "persons": n_persons,
+        "blocks": problem.levels[-1][1].max() + 1,
+        "cells": len(problem.cell_count),
+        "params": count_free_parameters(model),
+        "simulate_s": round(simulate_s, 1),
+        "grad_ms_c_backend": round(grad_ms, 2),
+    }
+    if not args.no_sample:
+        idata, seconds = sample(
+            model,
+            sampler="nutpie",
+            draws=args.draws,
+            tune=args.draws,
+            chains=2,
+            seed=1,
+            initvals=em_start(problem),
+        )
+        row["nutpie_seconds_incl_compile"] = round(seconds, 1)
+        row["mean_tree_steps"] = round(float(idata["sample_stats"]["n_steps"].mean()), 1)
+    print(row, flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--tracts", type=int, default=20, help="tracts per county (3 counties)")
+    parser.add_argument("--blocks-per-tract", type=int, default=25)
+    parser.add_argument("--no-sample", action="store_true", help="gradient timing only")
+    args = parser.parse_args()
+    bpt = args.blocks_per_tract
+    rows = [
+        run_case("100k persons", 100_000, bpt, args),
+        run_case("1M persons", 1_000_000, bpt, args),
+        run_case("100k persons, 2x blocks", 100_000, 2 * bpt, args),
+    ]
+    print("\ncase | persons | blocks | cells | params | grad ms | fit s")
+    for r in rows:
+        print(
+            f"{r['case']} | {r['persons']} | {r['blocks']} | {r['cells']} | {r['params']} | "
+            f"{r['grad_ms_c_backend']} | {r.get('nutpie_seconds_incl_compile', '-')}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""The pipeline model on data simulated from the model: recovery, predictions, noisy tables,
+baselines and evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.baselines import census_style, record_rule, record_rule_labels
+from models.evaluate import evaluate, randomized_pit
+from models.latent_class import build_model, diagnostics, em_start, sample
+from models.pipeline import build_problem, predict_blocks
+from models.simulate import AGE_LABELS, DEFAULT_THETA, noisy_measurements, simulate
+
+MODEL_CONFIG = {
+    "prior": {"high": 8.0, "mid": 2.0, "low": 1.0},
+    "levels": ["county", "tract", "block"],
+    "prior_scales": {"intercept_mu": -2.0, "intercept_sd": 2.0, "county_sd": 1.0},
+}
+
+
+@pytest.fixture(scope="module")
+def world():
+    return simulate(
+        np.random.default_rng(7),
+        n_persons=6000,
+        n_counties=2,
+        tracts_per_county=4,
+        blocks_per_tract=8,
+    )
+
+
+def _fit(problem, seed=1, draws=300):
+    model = build_model(problem)
+    idata, _ = sample(
+        model,
+        sampler="pymc",
+        draws=draws,
+        tune=draws,
+        chains=2,
+        cores=1,
+        seed=seed,
+        initvals=em_start(problem),
+    )
+    return idata
+
+
+@pytest.fixture(scope="module")
+def exact_fit(world):
+    problem, lookup = build_problem(
+        world["measurements"], world["public_counts"], world["patterns"], MODEL_CONFIG, AGE_LABELS
+    )
+    return problem, lookup, _fit(problem)
+
+
+def test_recovery_of_source_behaviour(exact_fit):
+    problem, _, idata = exact_fit
+    diag = diagnostics(idata)
+    assert diag["max_rhat"] < 1.05, diag
+    post = idata["posterior"]
+    inside, total, worst = 0, 0, 0.0
+    for s, source in enumerate(problem.source_names):
+        draws = post[f"theta_{source}"].to_numpy().reshape(-1, 3, len(problem.categories[s]))
+        for c, cat in enumerate(problem.categories[s]):
+            true = np.array(DEFAULT_THETA[source][cat]) / np.array(
+                [sum(v[k] for v in DEFAULT_THETA[source].values()) for k in range(3)]
+            )
+            for k in range(3):
+                lo, hi = np.quantile(draws[:, k, c], [0.05, 0.95])
+                inside += lo <= true[k] <= hi
+                total += 1
+                worst = max(worst, abs(draws[:, k, c].mean() - true[k]))
+    # 90% intervals: allow sampling variation, but most must cover the generating values.
+    assert inside / total >= 0.75, (inside, total)
+    assert worst < 0.1
+
+
+def test_block_predictions_cover_truth(world, exact_fit):
+    problem, lookup, idata = exact_fit
+    draws = predict_blocks(problem, lookup, idata, np.random.default_rng(3), n_draws=200)
+    assert list(draws.columns) == ["draw", "block_id", "citizens", "noncitizens", "cvap"]
+    assert all(draws[c].dtype == np.int64 for c in ("draw", "citizens", "noncitizens", "cvap"))
+    pop = world["public_counts"].groupby("block_id")["population"].sum()
+    totals = draws.assign(t=draws["citizens"] + draws["noncitizens"]).groupby("block_id")["t"]
+    assert (totals.min() == pop.reindex(totals.min().index)).all()
+    assert (draws["cvap"] <= draws["citizens"]).all()
+    truth = world["truth_blocks"].set_index("block_id")
+    wide = draws.pivot(index="block_id", columns="draw", values="citizens").reindex(truth.index)
+    u = randomized_pit(wide.to_numpy(), truth["citizens"].to_numpy(), np.random.default_rng(0))
+    coverage = ((u >= 0.05) & (u <= 0.95)).mean()
+    assert 0.75 <= coverage <= 1.0, coverage
+
+
+def test_noisy_tables_fit_and_predict(world):
+    rng = np.random.default_rng(5)
+    noisy = noisy_measurements(
+        world["cells"], world["patterns"], rng, county_sigma=3.0, block_sigma=2.0
+    )
+    problem, lookup = build_problem(
+        noisy, world["public_counts"], world["patterns"], MODEL_CONFIG, AGE_LABELS
+    )
+    assert len(problem.cell_count) == 0 and len(problem.aggregates) == 2
+    idata = _fit(problem, seed=2, draws=200)
+    draws = predict_blocks(problem, lookup, idata, np.random.default_rng(4), n_draws=100)
+    pop = world["public_counts"].groupby("block_id")["population"].sum()
+    totals = (draws["citizens"] + draws["noncitizens"]).groupby(draws["block_id"]).max()
+    assert (totals == pop.reindex(totals.index)).all()
+    truth = world["truth_blocks"].set_index("block_id")
+    est = draws.groupby("block_id")["citizens"].mean().reindex(truth.index)
+    county_est = est.groupby(truth["county_id"]).sum()
+    county_true = truth.groupby("county_id")["citizens"].sum()
+    assert ((county_est - county_true).abs() / county_true).max() < 0.05
+    wide = draws.pivot(index="block_id", columns="draw", values="citizens").reindex(truth.index)
+    u = randomized_pit(wide.to_numpy(), truth["citizens"].to_numpy(), np.random.default_rng(0))
+    assert ((u >= 0.05) & (u <= 0.95)).mean() >= 0.7
+
+
+def _person_world(n=400, seed=9):
+    rng = np.random.default_rng(seed)
+    blocks = [f"1208600010010{i:02d}" for i in range(8)]
+    status = rng.choice(
+        ["native_citizen", "naturalized", "lpr", "unauthorized"], n, p=[0.7, 0.12, 0.1, 0.08]
+    )
+    persons = pd.DataFrame(
+        {
+            "person_id": [f"P{i:09d}" for i in range(n)],
+            "household_id": [f"H{i // 3:09d}" for i in range(n)],
+            "block_id": rng.choice(blocks, n),
+            "age": rng.integers(0, 90, n),
+            "status": status,
+        }
+    )
+    persons["citizen"] = persons["status"].isin(["native_citizen", "naturalized"])
+    rows = []
+    for p, s in zip(persons["person_id"], persons["status"], strict=True):
+        if s == "native_citizen" and rng.random() < 0.9:
+            rows.append((p, "ssa_numident", "citizen", "1990-01-01"))
+        if s == "naturalized":
+            rows.append((p, "ssa_numident", "noncitizen", "1995-01-01"))
+            if rng.random() < 0.7:
+                rows.append((p, "uscis_naturalizations", "naturalized", "2010-01-01"))
+        if s == "lpr":
+            rows.append((p, "uscis_lpr", "lpr", "2012-01-01"))
+        if rng.random() < 0.3:
+            answer = {"native_citizen": "citizen", "naturalized": "naturalized"}.get(
+                s, "noncitizen"
+            )
+            rows.append((p, "acs", answer, "2019-01-01"))
+    evidence = pd.DataFrame(rows, columns=["person_id", "source", "category", "as_of"])
+    evidence["as_of"] = pd.to_datetime(evidence["as_of"])
+    evidence["match_probability"] = 0.99
+    geography = pd.DataFrame({"block_id": blocks, "tract_id": "12086000100", "county_id": "12086"})
+    truth = persons.merge(geography, on="block_id")
+    return persons, evidence, geography, truth
+
+
+def test_record_rule_and_census_style_baselines():
+    persons, evidence, geography, truth = _person_world()
+    frame = persons[["person_id", "household_id", "block_id", "age"]]
+    labels = record_rule_labels(evidence, persons["person_id"], 0.9)
+    # Naturalized without a USCIS record keep their stale Numident "noncitizen".
+    nat = persons["status"] == "naturalized"
+    assert (labels[nat] == False).sum() > 0  # noqa: E712
+    assert labels[persons["status"] == "unauthorized"].isna().all()
+    config = {
+        "model": {
+            "high_confidence_threshold": 0.9,
+            "baselines": {"classifier": "logistic", "bootstrap_fits": 3, "draws": 30},
+        },
+        "age_groups": [0, 18, 35, 65],
+        "reference_date": "2020-04-01",
+    }
+    rng = np.random.default_rng(1)
+    rr = record_rule(evidence, frame, geography, config, rng, None)
+    cs = census_style(evidence, frame, geography, config, rng)
+    for draws in (rr, cs):
+        assert draws["draw"].nunique() == 30
+        tot = (draws["citizens"] + draws["noncitizens"]).groupby(draws["block_id"]).first()
+        assert tot.sum() == len(persons)
+    doc = evaluate({"record_rule": rr, "census_style": cs}, truth, frame, evidence, 0.9, rng)
+    cost = doc["record_rule_cost"]
+    assert cost["naturalized_labelled_noncitizen"] == int((nat & (labels == False)).sum())  # noqa: E712
+    m = doc["methods"]["census_style"]["citizens"]
+    assert 0 <= m["coverage90_pit"] <= 1 and m["block_mae"] >= 0
+    assert set(m["counties"]) == {"12086"}
