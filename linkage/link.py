@@ -70,6 +70,16 @@ COMPARISONS: dict[str, list[tuple[str, str, float | None]]] = {
             0.06,
         ),
         (
+            "surname agrees, given name missing",
+            f"(first_name_l IS NULL OR first_name_r IS NULL) AND {_SURNAME_MATCH}",
+            0.005,
+        ),
+        (
+            "given name agrees, surname missing",
+            f"(last_name_l IS NULL OR last_name_r IS NULL) AND {_FIRST_MATCH}",
+            0.003,
+        ),
+        (
             "surname agrees, first initial agrees",
             f"({_SURNAME_MATCH} OR {_jw('last_name')} >= 0.92)"
             " AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)",
@@ -216,6 +226,7 @@ class LinkSettings:
     seed: int = 0
     threads: int = 2
     expected_match_share: float = 0.9
+    memory_limit: str | None = "4GB"
 
 
 def _usable(table: pd.DataFrame, columns: tuple[str, ...]) -> bool:
@@ -352,7 +363,11 @@ def link_tables(
     left = left.loc[:, list(LINK_COLUMNS)]
     right = right.loc[:, list(LINK_COLUMNS)]
     splink_settings, comparisons, rules, em_rules = build_settings(left, right, settings)
-    connection = duckdb.connect(config={"threads": int(settings.threads)})
+    duckdb_config: dict = {"threads": int(settings.threads)}
+    if settings.memory_limit:
+        # Past the limit DuckDB spills to its temporary directory instead of growing.
+        duckdb_config["memory_limit"] = settings.memory_limit
+    connection = duckdb.connect(config=duckdb_config)
     db_api = DuckDBAPI(connection=connection)
     sdf_left = register_for_splink(db_api, left, LEFT_NAME)
     sdf_right = register_for_splink(db_api, right, RIGHT_NAME)
@@ -450,19 +465,27 @@ def _level_weights(linker) -> dict:
     return out
 
 
+def _prefix_of(a: pd.Series, b: pd.Series) -> bool:
+    """One given name starts the other (KIM / KIMBERLY), both at least two letters."""
+    x, y = a.get("first_name"), b.get("first_name")
+    if pd.isna(x) or pd.isna(y) or min(len(x), len(y)) < 2:
+        return False
+    return bool(x.startswith(y) or y.startswith(x))
+
+
 def _duplicate_of(a: pd.Series, b: pd.Series) -> bool:
     """Whether two right-hand records look like one person's duplicates.
 
-    They must agree on the given name (nickname-resolved, or Soundex), and on at least one of
-    date of birth, surname (Soundex) or identifier. Siblings (twins included) differ in the
-    given name, so their records are not taken as duplicates.
+    They must agree on the given name (nickname-resolved, Soundex, or one a prefix of the
+    other), and on at least one of date of birth, surname (Soundex) or identifier. Siblings
+    (twins included) differ in the given name, so their records are not taken as duplicates.
     """
 
     def same(column: str) -> bool:
         x, y = a.get(column), b.get(column)
         return bool(pd.notna(x) and pd.notna(y) and x == y)
 
-    first = same("first_name_canon") or same("first_name_sx")
+    first = same("first_name_canon") or same("first_name_sx") or _prefix_of(a, b)
     other = same("dob") or same("last_name_sx") or same("ssn") or same("other_id")
     return first and other
 

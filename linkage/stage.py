@@ -66,6 +66,7 @@ def link_settings(config: dict, source: str) -> LinkSettings:
         em_max_iterations=int(pick("em_max_iterations", defaults.em_max_iterations)),
         seed=seed,
         threads=int(cfg.get("threads", defaults.threads)),
+        memory_limit=cfg.get("duckdb_memory_limit", defaults.memory_limit),
     )
 
 

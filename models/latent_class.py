@@ -62,6 +62,7 @@ class AggregateTable:
     pattern_level: str
     value: np.ndarray
     sigma: np.ndarray
+    geo_level: str = ""
 
 
 @dataclass
@@ -259,7 +260,7 @@ def build_model(problem: LatentClassProblem):
             weighted = pi[covered] * pop[:, None]
             unit_pi = pt.zeros((n_units, k))[table.group_unit[covered]].inc(weighted)
             unit_pi = unit_pi / np.maximum(unit_pop, 1.0)[:, None]
-            by_pattern = lik if table.pattern_level == "full" else coarse.T
+            by_pattern = lik if table.pattern_level == "full" else coarse
             p_row = pt.sum(unit_pi[table.row_unit] * by_pattern[table.row_pattern], axis=1)
             p_row = pt.clip(p_row, 1e-12, 1.0)
             n_row = unit_pop[table.row_unit]

@@ -237,6 +237,7 @@ def build_problem(
                 pattern_level=level,
                 value=table["value"].to_numpy()[keep].astype(np.int64),
                 sigma=table["sigma"].to_numpy()[keep].astype(float),
+                geo_level=str(geo_level),
             )
         )
 
@@ -307,7 +308,7 @@ def predict_blocks(
     blocks, group_block = np.unique(groups["block_id"].to_numpy(), return_inverse=True)
     group_adult = groups["age_group"].isin(lookup["adult"]).to_numpy()
     pop = problem.group_population
-    block_tables = [a for a in problem.aggregates if len(a.unit_labels) == problem.n_groups]
+    block_tables = [a for a in problem.aggregates if a.geo_level == "block"]
     coarse_block = next((a for a in block_tables if a.pattern_level == "coarse"), None)
     use_cells = len(problem.cell_count) > 0
     cit = list(CITIZEN_CLASSES)

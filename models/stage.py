@@ -154,7 +154,9 @@ def baseline_stage(
     geography = pd.read_parquet(geography_path)
     rng = stage_rng(config["seed"], "model", "baseline", method)
     if method == "record_rule":
-        draws = baselines.record_rule(evidence, frame, geography, config, rng, Path(cvap_table))
+        draws = baselines.record_rule(
+            evidence, frame, geography, config, rng, Path(cvap_table) if cvap_table else None
+        )
     elif method == "census_style":
         draws = baselines.census_style(evidence, frame, geography, config, rng)
     else:

@@ -232,13 +232,22 @@ def read_benchmarks(bench_dir: Path | None) -> pd.DataFrame | None:
         if "s" not in table.columns or table.empty:
             continue
         name = str(path.relative_to(bench_dir).with_suffix(""))
-        row = {"step": name, "seconds": float(table["s"].mean())}
+        stage = name.split("/", 1)[0] if "/" in name else name.split("_", 1)[0]
+        if stage == "report":
+            continue  # the report's own benchmark is from a previous run of this rule
+        row = {"stage": stage, "step": name, "seconds": float(table["s"].mean())}
         if "max_rss" in table.columns:
             row["max_rss_mb"] = numeric(table["max_rss"].mean())
         rows.append(row)
     if not rows:
         return None
-    return pd.DataFrame(rows).sort_values("seconds", ascending=False, ignore_index=True)
+    table = pd.DataFrame(rows)
+    stage_total = table.groupby("stage")["seconds"].transform("sum")
+    return (
+        table.assign(stage_seconds=stage_total)
+        .sort_values(["stage_seconds", "seconds"], ascending=False, ignore_index=True)
+        .drop(columns="stage_seconds")
+    )
 
 
 def open_posterior(path: Path, missing: list[str]):

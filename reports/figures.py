@@ -19,6 +19,7 @@ from matplotlib.ticker import PercentFormatter
 
 from reports.data import SOURCES
 from reports.style import (
+    CYCLE,
     FULL,
     HALF,
     METHOD_COLOURS,
@@ -225,7 +226,8 @@ def pick_rank_variables(
     for name, var in posterior_ds.data_vars.items():
         extra = [d for d in var.dims if d not in ("chain", "draw")]
         sizes[name] = int(np.prod([var.sizes[d] for d in extra])) if extra else 1
-    order = [n for n in (preferred or []) if n in sizes]
+    # Named parameters first, scalars (hyperparameters) before vectors.
+    order = sorted((n for n in (preferred or []) if n in sizes), key=lambda n: sizes[n])
     order += [n for n in sorted(sizes, key=lambda n: (sizes[n], n)) if n not in order]
     chosen, panels = [], 0
     for name in order:
@@ -806,19 +808,30 @@ def privacy_ledger(ledger: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def runtime(benchmarks: pd.DataFrame | None, top: int = 20) -> Figure | None:
-    """Wall-clock seconds per workflow step (Snakemake benchmark files)."""
+def runtime(benchmarks: pd.DataFrame | None, top: int = 30) -> Figure | None:
+    """Wall-clock seconds per workflow step, coloured by stage (Snakemake benchmark files)."""
     if benchmarks is None or benchmarks.empty:
         return None
     table = benchmarks.head(top).iloc[::-1]
-    fig, ax = new_figure((TEXT_WIDTH_IN, 0.26 * len(table) + 0.9))
-    ax.barh(np.arange(len(table)), table["seconds"], color=PALETTE["green"])
-    ax.set_yticks(np.arange(len(table)), table["step"], fontsize=7.5)
+    stages = list(dict.fromkeys(benchmarks["stage"])) if "stage" in table else []
+    colours = {stage: CYCLE[k % len(CYCLE)] for k, stage in enumerate(stages)}
+    fig, ax = new_figure((TEXT_WIDTH_IN, 0.2 * len(table) + 1.0))
+    y = np.arange(len(table))
+    bar_colours = [colours.get(st, PALETTE["green"]) for st in table.get("stage", [])] or None
+    ax.barh(y, table["seconds"], color=bar_colours or PALETTE["green"], height=0.75)
+    ax.set_yticks(y, table["step"], fontsize=7)
     for i, seconds in enumerate(table["seconds"]):
-        ax.text(seconds, i, f" {seconds:,.1f} s", va="center", fontsize=7)
+        ax.text(seconds, i, f" {seconds:,.1f} s", va="center", fontsize=6.5)
     ax.set_xlim(right=float(table["seconds"].max()) * 1.18 + 0.1)
     ax.set_xlabel("wall-clock time (seconds)")
     ax.grid(axis="y", visible=False)
+    if stages:
+        totals = benchmarks.groupby("stage")["seconds"].sum()
+        handles = [Rectangle((0, 0), 1, 1, color=colours[st]) for st in stages]
+        labels = [f"{st} ({totals[st]:,.0f} s)" for st in stages]
+        fig.legend(
+            handles, labels, loc="outside upper center", ncols=min(len(stages), 4), fontsize=7
+        )
     return fig
 
 

@@ -337,7 +337,11 @@ def assign_identities(
     persons["first_name"] = first
     persons["last_name"] = last
     persons["second_surname"] = second
+    persons["birth_surname"] = own_last  # before taking the household's surname (marriage)
     persons["name_locale"] = np.array(LOCALES, dtype=object)[first_loc]
+    # Spanish / Portuguese naming (two surnames): records may carry both.
+    iberian_locale = np.array([loc[:2] in ("es", "pt") for loc in LOCALES])
+    persons["iberian_name"] = iberian_locale[own_last_loc]
 
     # Identifiers held (truth): SSN by status and age; ITIN for some of those without one.
     id_cfg = cfg["identifiers"]

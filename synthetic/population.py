@@ -203,23 +203,43 @@ def build_population(
         # Naturalized citizens are not selected on directly: calibrate their weight in the
         # immigrant mix (a few rounds) so the county's naturalized total lands on its target.
         # Common random numbers across rounds, so the boost moves the result smoothly.
+        # Children who are noncitizens: the table's total minus its adult noncitizens.
+        minor = part["age"] < 18
+        target_child_noncit = max(
+            target_noncit - float(county["adult_noncitizen_share"]) * float((~minor).sum()), 0.0
+        )
         status_seed = int(rng.integers(0, 2**63 - 1))
         naturalized_boost = 1.0
-        for _ in range(6):
+        parent_years_factor = 1.0
+        for _ in range(8):
             status, years = _immigrant_statuses(
-                part, sizes, county, cfg, np.random.default_rng(status_seed), naturalized_boost
+                part,
+                sizes,
+                county,
+                cfg,
+                np.random.default_rng(status_seed),
+                naturalized_boost,
+                parent_years_factor,
             )
             noncit_if_immigrant = np.bincount(
                 person_hh_local, weights=(status >= LPR).astype(float), minlength=n_kept
             )
             immigrant_hh = _take_until(order, noncit_if_immigrant, target_noncit)
-            realized_naturalized = float(
-                ((status == NATURALIZED) & immigrant_hh[person_hh_local]).sum()
-            )
-            ratio = target_naturalized / max(realized_naturalized, 1.0)
-            if abs(ratio - 1.0) < 0.01 or target_naturalized < 20:
+            chosen = immigrant_hh[person_hh_local]
+            realized_naturalized = float(((status == NATURALIZED) & chosen).sum())
+            realized_child_noncit = float(((status >= LPR) & chosen & minor).sum())
+            nat_ratio = target_naturalized / max(realized_naturalized, 1.0)
+            child_ratio = realized_child_noncit / max(target_child_noncit, 1.0)
+            nat_done = abs(nat_ratio - 1.0) < 0.01 or target_naturalized < 20
+            child_done = abs(child_ratio - 1.0) < 0.03 or target_child_noncit < 20
+            if nat_done and child_done:
                 break
-            naturalized_boost *= ratio
+            if not nat_done:
+                naturalized_boost *= nat_ratio
+            if not child_done:
+                parent_years_factor = float(
+                    np.clip(parent_years_factor * child_ratio**0.7, 0.2, 5.0)
+                )
         immigrant_person = immigrant_hh[person_hh_local]
         status = np.where(immigrant_person, status, NATIVE)
         years = np.where(status == NATIVE, 0.0, years)
@@ -383,11 +403,15 @@ def _immigrant_statuses(
     cfg: dict,
     rng: np.random.Generator,
     naturalized_boost: float = 1.0,
+    parent_years_factor: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Statuses and years in the US every member would have in an immigrant household.
 
-    ``naturalized_boost`` multiplies the naturalized weight of the foreign-born mix (a
-    calibration knob: naturalized persons are not selected on directly).
+    Calibration knobs: ``naturalized_boost`` multiplies the naturalized weight of the
+    foreign-born mix (naturalized persons are not selected on directly);
+    ``parent_years_factor`` multiplies the years in the US of householders with minor
+    children (longer -> more children born in the US), which sets the split of noncitizens
+    between adults and children.
     """
     roles = part["role"]
     age = part["age_exact"]
@@ -413,7 +437,11 @@ def _immigrant_statuses(
     native_other = other & (rng.random(n) < float(hh_cfg["immigrant_lodger_native_probability"]))
     status = np.where(native_spouse | native_other, NATIVE, status)
     years = _years_in_us(status, cfg, rng)
-    head_years = np.minimum(years[head_idx], age[head_idx] - 0.05)
+    minor_child = (roles == CHILD) & (age < 18)
+    has_minor = np.zeros(n_hh, dtype=bool)
+    has_minor[person_hh[minor_child]] = True
+    head_years = np.where(has_minor, years[head_idx] * parent_years_factor, years[head_idx])
+    head_years = np.minimum(head_years, age[head_idx] - 0.05)
     years[head_idx] = head_years
     # Spouses who share the householder's status mostly came together.
     together = spouse & same & (rng.random(n) < 0.7)

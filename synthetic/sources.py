@@ -59,8 +59,12 @@ def identity_fields(
     source: str,
     rng: np.random.Generator,
     with_ssn: bool,
+    last_names: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Identity columns of the records of persons ``idx``, with this source's errors.
+
+    ``last_names`` (aligned with ``idx``) replaces the persons' current surnames (e.g. the
+    surname the agency holds from before a marriage).
 
     The source's ``error_scale`` multiplies every rate in ``synthetic.rates``;
     ``missing_dob``, ``missing_ssn``, ``missing_address`` and ``stale_address`` are per
@@ -80,15 +84,14 @@ def identity_fields(
     foreign_factor = np.where(foreign, float(rates["foreign_born_multiplier"]), 1.0)
 
     first = persons["first_name"].to_numpy()[idx]
-    last = persons["last_name"].to_numpy()[idx]
+    last = persons["last_name"].to_numpy()[idx] if last_names is None else last_names
     second = persons["second_surname"].to_numpy()[idx]
-    locale = persons["name_locale"].to_numpy()[idx]
+    iberian = persons["iberian_name"].to_numpy()[idx]
     first = errors.apply_nicknames(first, rate("nickname"), rng)
     # Double surnames: Spanish and Portuguese naming, the second surname appended.
-    double = errors.pick(n, rate("double_surname"), rng) & (
-        np.char.startswith(locale.astype(str), "es") | np.char.startswith(locale.astype(str), "pt")
-    )
-    last = np.where(double, last + " " + second, last)
+    double = np.flatnonzero(errors.pick(n, rate("double_surname"), rng) & iberian)
+    last = last.copy()
+    last[double] = last[double] + " " + second[double]
     swap = errors.pick(n, rate("name_swap"), rng)
     first, last = np.where(swap, last, first), np.where(swap, first, last)
     first = errors.apply_typos(first, rate("typo") * foreign_factor, rng)
@@ -131,14 +134,6 @@ def _covered(mask: np.ndarray, coverage: float, rng: np.random.Generator) -> np.
     return np.flatnonzero(mask & (rng.random(len(mask)) < coverage))
 
 
-def _with_duplicates(table: pd.DataFrame, rate: float, rng: np.random.Generator) -> pd.DataFrame:
-    """Append within-source duplicates: copies of a ``rate`` share of records."""
-    chosen = np.flatnonzero(errors.pick(len(table), rate, rng))
-    if len(chosen) == 0:
-        return table
-    return pd.concat([table, table.iloc[chosen]], ignore_index=True)
-
-
 def _finish(
     persons: pd.DataFrame,
     idx: np.ndarray,
@@ -146,6 +141,7 @@ def _finish(
     cfg: dict,
     source: str,
     rng: np.random.Generator,
+    last_names: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Assemble a source table: duplicates first (errors then drawn independently), flags."""
     scfg = cfg["sources"][source]
@@ -155,7 +151,8 @@ def _finish(
     )
     all_idx = np.concatenate([idx, idx[dup]])
     status_fields = {k: np.concatenate([v, v[dup]]) for k, v in fields.items()}
-    identity = identity_fields(persons, all_idx, cfg, source, rng, source in SSN_SOURCES)
+    held_last = None if last_names is None else np.concatenate([last_names, last_names[dup]])
+    identity = identity_fields(persons, all_idx, cfg, source, rng, source in SSN_SOURCES, held_last)
     table = pd.DataFrame({"person_index": all_idx, **identity, **status_fields})
     if source in DHS_SOURCES:
         table["protected_1367"] = persons["protected_1367"].to_numpy()[all_idx]
@@ -207,7 +204,14 @@ def make_ssa_numident(
         "last_update_date": last_update,
         "place_of_birth": place,
     }
-    return _finish(persons, idx, fields, cfg, "ssa_numident", rng)
+    # Persons whose surname changed (mostly at marriage) and who never told SSA: the Numident
+    # still holds the surname of their application.
+    current = persons["last_name"].to_numpy()[idx]
+    birth = persons["birth_surname"].to_numpy()[idx]
+    changed = (current != birth) & (persons["age"].to_numpy()[idx] >= 18)
+    kept_old = changed & errors.pick(n, float(scfg["surname_change_not_reported"]), rng)
+    held_last = np.where(kept_old, birth, current)
+    return _finish(persons, idx, fields, cfg, "ssa_numident", rng, held_last)
 
 
 def make_uscis_naturalizations(

@@ -192,6 +192,7 @@ def truth_persons(persons: pd.DataFrame) -> pd.DataFrame:
             "relationship": np.array(ROLE_NAMES, dtype=object)[persons["role"].to_numpy()],
             "first_name": persons["first_name"].to_numpy(),
             "last_name": persons["last_name"].to_numpy(),
+            "birth_surname": persons["birth_surname"].to_numpy(),
             "ssn": persons["ssn"].to_numpy(),
             "itin": persons["itin"].to_numpy(),
             "a_number": persons["a_number"].to_numpy(),

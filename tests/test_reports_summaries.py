@@ -171,4 +171,31 @@ def test_benchmarks_are_read_per_step(tmp_path):
     (tmp_path / "model" / "fit.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t300\n")
     (tmp_path / "broken.tsv").write_text("")
     table = read_benchmarks(tmp_path)
-    assert table.to_dict("records") == [{"step": "model/fit", "seconds": 12.5, "max_rss_mb": 300.0}]
+    assert table.to_dict("records") == [
+        {"stage": "model", "step": "model/fit", "seconds": 12.5, "max_rss_mb": 300.0}
+    ]
+
+
+def test_rank_variables_prefer_named_scalars():
+    import xarray as xr
+
+    from reports.figures import pick_rank_variables
+
+    shape = {"chain": 2, "draw": 5}
+    ds = xr.Dataset(
+        {
+            "intercept": (("chain", "draw"), np.zeros((2, 5))),
+            "age_effect": (("chain", "draw", "age"), np.zeros((2, 5, 4))),
+            "sigma_block": (("chain", "draw"), np.zeros((2, 5))),
+            "sigma_tract": (("chain", "draw"), np.zeros((2, 5))),
+            "block_effect": (("chain", "draw", "block"), np.zeros((2, 5, 50))),
+            "other": (("chain", "draw"), np.zeros((2, 5))),
+        },
+        coords={k: range(v) for k, v in shape.items()},
+    )
+    chosen = pick_rank_variables(
+        ds, limit=6, preferred=["intercept", "age_effect", "sigma_tract", "sigma_block"]
+    )
+    assert chosen[:3] == ["intercept", "sigma_tract", "sigma_block"]
+    assert "age_effect" not in chosen and "block_effect" not in chosen
+    assert chosen == ["intercept", "sigma_tract", "sigma_block", "other"]

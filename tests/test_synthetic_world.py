@@ -334,6 +334,19 @@ def test_numident_staleness_near_parameter(config, world):
     assert 0.0 < realized < 1.0
 
 
+def test_numident_keeps_some_old_surnames(config, world):
+    numident = _source_with_truth(world, "ssa_numident")
+    changed = (numident["last_name_true"] != numident["birth_surname"]) & (numident["age"] >= 18)
+    held_old = numident.loc[changed, "last_name"] == numident.loc[changed, "birth_surname"]
+    held_new = numident.loc[changed, "last_name"] == numident.loc[changed, "last_name_true"]
+    n = int(changed.sum())
+    assert n > 100
+    p = config["synthetic"]["sources"]["ssa_numident"]["surname_change_not_reported"]
+    # Record errors (typos, swaps) move a few percent of surnames off both values.
+    assert held_new.mean() > 1 - p - 0.06
+    assert abs(held_old.mean() - p) < 4 * np.sqrt(p * (1 - p) / n) + 0.01
+
+
 def test_acs_sample_and_answers(config, world, truth):
     acs = _source_with_truth(world, "acs")
     share = acs["household_id"].nunique() / truth["household_id"].nunique()

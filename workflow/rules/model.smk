@@ -75,7 +75,6 @@ rule baseline_record_rule:
         ENV
     params:
         method="record_rule",
-        cvap_table=CVAP_TABLE,
     script:
         "../scripts/model_baseline.py"
 
@@ -95,7 +94,6 @@ rule baseline_census_style:
         ENV
     params:
         method="census_style",
-        cvap_table=CVAP_TABLE,
     script:
         "../scripts/model_baseline.py"
 

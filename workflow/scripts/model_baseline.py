@@ -11,6 +11,6 @@ baseline_stage(
     sm.input.frame,
     sm.input.geography,
     sm.config,
-    sm.params.cvap_table,
+    getattr(sm.input, "cvap_table", None),
     sm.output.block_draws,
 )
