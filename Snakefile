@@ -22,6 +22,7 @@ include: "workflow/rules/linkage.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/privacy.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/sensitivity.smk"
 
 
 rule all:

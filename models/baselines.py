@@ -18,6 +18,10 @@ answers (citizen = born citizen or naturalized) with their administrative eviden
 age group as one-hot features. Block estimates are summed probabilities; draws come from a
 bootstrap: each of ``bootstrap_fits`` classifiers is refitted on a resample of respondents, and
 each draw takes one fit's probabilities and samples persons Bernoulli(p).
+
+Both ignore the sources in ``model.exclude_sources`` (leave-one-source-out runs), as the model
+does, so the comparison stays fair. With ``acs`` excluded the Census-style classifier has no
+respondents to learn from and falls back to the national share for undecided persons.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.tabulate import impute_age_groups
+from models.pipeline import SOURCES
+from models.tabulate import drop_excluded_evidence, impute_age_groups
 from pipeline_common.ages import adult_age_groups
 
 log = logging.getLogger(__name__)
@@ -116,6 +121,7 @@ def record_rule(
 ) -> pd.DataFrame:
     """Block draws of the record-rule baseline."""
     mc = config["model"]
+    evidence = drop_excluded_evidence(evidence, mc, SOURCES)
     persons = _persons(frame, geography, config["age_groups"], config["reference_date"])
     labels = record_rule_labels(evidence, persons["person_id"], mc["high_confidence_threshold"])
     share = county_citizen_share(persons["county_id"], cvap_table).to_numpy()
@@ -151,6 +157,7 @@ def census_style(
 
     mc = config["model"]
     bc = mc["baselines"]
+    evidence = drop_excluded_evidence(evidence, mc, SOURCES)
     persons = _persons(frame, geography, config["age_groups"], config["reference_date"])
     threshold = mc["high_confidence_threshold"]
     labels = record_rule_labels(evidence, persons["person_id"], threshold)

@@ -44,7 +44,14 @@ from models.latent_class import (
     pattern_lik_np,
     stack_draws,
 )
-from models.tabulate import COARSE_PATTERNS, FLAGS, NONE, category_flag, coarse_of_flags
+from models.tabulate import (
+    COARSE_PATTERNS,
+    FLAGS,
+    NONE,
+    category_flag,
+    coarse_of_flags,
+    excluded_sources,
+)
 from pipeline_common.ages import adult_age_groups
 from pipeline_common.errors import InputError, require_columns
 
@@ -71,6 +78,16 @@ _PLAUSIBILITY = {
     "lpr": ("low", "mid", "mid"),
     "unknown": ("mid", "mid", "mid"),
 }
+
+
+def model_sources(model_config: dict) -> list[str]:
+    """Sources in the model's likelihood: :data:`SOURCES` minus ``model.exclude_sources``.
+
+    An excluded source's pattern column is ``none`` for everyone (tabulation dropped its
+    evidence), so leaving it out of the likelihood changes nothing but the parameter count.
+    """
+    excluded = set(excluded_sources(model_config, SOURCES))
+    return [s for s in SOURCES if s not in excluded]
 
 
 def label_prior(label: str, levels: dict[str, float]) -> np.ndarray:
@@ -122,10 +139,20 @@ def build_problem(
         ["block_id", "tract_id", "county_id", "age_group", "population"],
         "privacy/public_counts.parquet",
     )
-    src_cols = [f"src_{s}" for s in SOURCES]
+    sources = model_sources(model_config)
+    src_cols = [f"src_{s}" for s in sources]
     require_columns(
         patterns, ["pattern_id", "coarse_pattern_id", *src_cols], "model/patterns.parquet"
     )
+    for source in sorted(set(SOURCES) - set(sources)):
+        col = f"src_{source}"
+        if col in patterns and (patterns[col].astype(str) != NONE).any():
+            raise InputError(
+                "model/patterns.parquet",
+                col,
+                "holds evidence although model.exclude_sources excludes the source",
+                "rerun tabulation with the current config (snakemake -R tabulate)",
+            )
     age_labels = _age_bounds_labels(public_counts, age_labels)
     levels_cfg = model_config["prior"]
 
@@ -148,7 +175,7 @@ def build_problem(
     # Per-source categories (none first) and pattern codes.
     pats = patterns.sort_values("pattern_id").reset_index(drop=True)
     categories = []
-    codes = np.zeros((len(pats), len(SOURCES)), dtype=np.int64)
+    codes = np.zeros((len(pats), len(sources)), dtype=np.int64)
     from models.tabulate import label_order
 
     for s, col in enumerate(src_cols):
@@ -242,7 +269,7 @@ def build_problem(
         )
 
     problem = LatentClassProblem(
-        source_names=list(SOURCES),
+        source_names=list(sources),
         categories=categories,
         class_names=list(CLASSES),
         pattern_codes=codes,
@@ -293,9 +320,9 @@ def predict_blocks(
     Per posterior draw: with an exact block table, per cell the class membership probabilities
     ``pi_{g,k} P(pattern | k)`` normalised, then a multinomial of the cell count. With a noisy
     coarse block table, the unknown true coarse counts are drawn first: per block x age x coarse
-    pattern, the model's prior ``Normal(N q, N q (1 - q))`` combined with the measurement
-    ``Normal(value, sigma^2)`` (precision weighting), clipped at 0 and rescaled to the public
-    population by largest remainders; then a multinomial by class membership given the coarse
+    pattern, on the integers from the model's ``Binomial(N, q)`` prior times the measurement's
+    ``Normal(value, sigma^2)`` (:func:`sample_true_counts`), rescaled to the public population
+    by largest remainders; then a multinomial by class membership given the coarse
     pattern. Without any block table, a multinomial of the public population by ``pi``.
     """
     from models.latent_class import parameter_names
@@ -329,21 +356,12 @@ def predict_blocks(
             group_of_unit = np.empty(problem.n_groups, dtype=np.int64)
             group_of_unit[coarse_block.group_unit] = np.arange(problem.n_groups)
             q = pi @ q_ck.T  # (groups, coarse)
-            prior_mean = pop[:, None] * q
-            prior_var = np.maximum(pop[:, None] * q * (1 - q), 0.25)
             y = np.full((problem.n_groups, n_coarse), np.nan)
             s2 = np.full((problem.n_groups, n_coarse), np.inf)
             g_rows = group_of_unit[coarse_block.row_unit]
             y[g_rows, coarse_block.row_pattern] = coarse_block.value
             s2[g_rows, coarse_block.row_pattern] = np.maximum(coarse_block.sigma, 1e-9) ** 2
-            measured = ~np.isnan(y)
-            post_var = np.where(measured, 1 / (1 / prior_var + 1 / s2), prior_var)
-            post_mean = np.where(
-                measured, post_var * (prior_mean / prior_var + np.nan_to_num(y) / s2), prior_mean
-            )
-            true_counts = np.clip(
-                post_mean + np.sqrt(post_var) * rng.standard_normal(y.shape), 0, None
-            )
+            true_counts = sample_true_counts(rng, pop, q, y, s2)
             counts = _rescale_rows(true_counts, pop)
             # Class membership given the coarse pattern: pi_k P(c | k), normalised.
             r = pi[:, None, :] * q_ck[None, :, :]
@@ -375,6 +393,61 @@ def predict_blocks(
     out = pd.concat(frames, ignore_index=True)
     for col in ("draw", "citizens", "noncitizens", "cvap"):
         out[col] = out[col].round().astype(np.int64)
+    return out
+
+
+def sample_true_counts(
+    rng: np.random.Generator,
+    population: np.ndarray,
+    share: np.ndarray,
+    measured: np.ndarray,
+    noise_var: np.ndarray,
+    half_window: int = 8,
+) -> np.ndarray:
+    """Draw true cell counts given their noisy measurements, cell by cell, on the integers.
+
+    Per cell the posterior ``P(n) ~ Binomial(n; N, q) Normal(y; n, sigma^2)`` over the integers
+    ``0..N`` in a window around its Gaussian approximation (an unmeasured cell, ``y`` NaN, draws
+    from the binomial prior). Drawing on the integers keeps rare cells unbiased: the earlier
+    Gaussian draw clipped at 0 inflated rare patterns (noncitizen evidence in a mostly-citizen
+    block) and biased block citizens down by about 2%. Returns floats (rows are rescaled to the
+    public population afterwards).
+    """
+    from scipy.special import gammaln
+
+    n_pop = population.astype(float)[:, None] * np.ones_like(share)
+    q = np.clip(share, 1e-12, 1 - 1e-12)
+    prior_mean = n_pop * q
+    prior_var = np.maximum(n_pop * q * (1 - q), 0.25)
+    has_y = ~np.isnan(measured)
+    post_var = np.where(has_y, 1 / (1 / prior_var + 1 / noise_var), prior_var)
+    post_mean = np.where(
+        has_y, post_var * (prior_mean / prior_var + np.nan_to_num(measured) / noise_var), prior_mean
+    )
+    out = rng.binomial(population.astype(np.int64)[:, None] * np.ones_like(q, dtype=np.int64), q)
+    out = out.astype(float)
+    rows, cols = np.nonzero(has_y)
+    if len(rows):
+        offsets = np.arange(-half_window, half_window + 1)
+        centre = np.clip(np.rint(post_mean[rows, cols]), 0, n_pop[rows, cols])
+        # Shift the window inside [0, N] so it always holds 2 * half_window + 1 candidates
+        # where the population allows.
+        low = np.clip(centre - half_window, 0, np.maximum(n_pop[rows, cols] - 2 * half_window, 0))
+        cand = low[:, None] + (offsets + half_window)[None, :]
+        nn = n_pop[rows, cols][:, None]
+        valid = cand <= nn
+        qq = q[rows, cols][:, None]
+        logp = (
+            gammaln(nn + 1)
+            - gammaln(cand + 1)
+            - gammaln(np.maximum(nn - cand, 0) + 1)
+            + cand * np.log(qq)
+            + (nn - cand) * np.log1p(-qq)
+            - 0.5 * (measured[rows, cols][:, None] - cand) ** 2 / noise_var[rows, cols][:, None]
+        )
+        logp = np.where(valid, logp, -np.inf)
+        pick = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
+        out[rows, cols] = cand[np.arange(len(rows)), pick]
     return out
 
 

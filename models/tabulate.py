@@ -18,6 +18,11 @@ in the same household, then in the same block, then ``18-34`` only if the block 
 age at all (never seen in practice). The public population counts built from the same rule
 therefore add up to the frame.
 
+Excluded sources (``model.exclude_sources``, for leave-one-source-out sensitivity runs): their
+evidence rows are dropped before tabulation, so their ``src_{source}`` column is ``none`` for
+everyone. Every column and shape downstream stays the same; the model then leaves the source out
+of the likelihood (``models.pipeline.model_sources``) and the baselines ignore it too.
+
 Coarse patterns (for noisy block-level tables) are a function of which *flags* a pattern
 raises: ``nat`` (any high-confidence naturalized evidence), ``cit`` (high-confidence citizen),
 ``non`` (high-confidence noncitizen or LPR, recent or old), ``unk`` (unknown category or a
@@ -41,6 +46,43 @@ NONE = "none"
 CATEGORIES = ("citizen", "naturalized", "noncitizen", "lpr", "unknown")
 FLAGS = ("nat", "cit", "non", "unk")
 COARSE_PATTERNS = ("no_record", "naturalized", "citizen", "conflict", "noncitizen", "weak_only")
+
+
+def excluded_sources(model_config: dict, sources: list[str], file: str = "config") -> list[str]:
+    """Sources named in ``model.exclude_sources`` (empty when the key is absent).
+
+    Raises
+    ------
+    InputError
+        If a name is not one of ``sources``.
+    """
+    excluded = [str(s) for s in (model_config.get("exclude_sources") or [])]
+    unknown = sorted(set(excluded) - set(sources))
+    if unknown:
+        raise InputError(
+            file,
+            "model.exclude_sources",
+            f"unknown sources {unknown}",
+            f"list only names among {list(sources)}",
+        )
+    return excluded
+
+
+def drop_excluded_evidence(
+    evidence: pd.DataFrame, model_config: dict, sources: list[str]
+) -> pd.DataFrame:
+    """``evidence`` without the rows of the sources in ``model.exclude_sources``."""
+    excluded = excluded_sources(model_config, sources)
+    if not excluded:
+        return evidence
+    keep = ~evidence["source"].isin(excluded)
+    log.info(
+        "model.exclude_sources %s: dropped %d of %d evidence rows",
+        excluded,
+        int((~keep).sum()),
+        len(evidence),
+    )
+    return evidence.loc[keep]
 
 
 def category_flag(label: str) -> str:
@@ -207,6 +249,8 @@ def tabulate(
         )
     frame = frame.reset_index(drop=True)
     age_group = impute_age_groups(frame, age_bounds, reference_date)
+    # Excluded sources keep their src_ column (all "none"): shapes downstream stay stable.
+    evidence = drop_excluded_evidence(evidence, model_config, sources)
     pats = person_patterns(
         evidence,
         frame["person_id"],

@@ -250,15 +250,27 @@ def read_benchmarks(bench_dir: Path | None) -> pd.DataFrame | None:
     )
 
 
-def open_posterior(path: Path, missing: list[str]):
-    """The posterior DataTree (``xr.open_datatree`` with h5netcdf), or None if absent."""
+THETA_ONLY = "theta_"
+
+
+def open_posterior(path: Path, missing: list[str], only_prefix: str | None = None):
+    """The posterior DataTree (``xr.open_datatree`` with h5netcdf), or None if absent.
+
+    With ``only_prefix`` only the posterior variables whose names start with it are loaded
+    (the privacy fit is read for its source behaviour only, not its block effects).
+    """
     if not path.exists():
         missing.append(str(path))
         return None
     import xarray as xr
 
     try:
-        return xr.open_datatree(path, engine="h5netcdf").load()
+        tree = xr.open_datatree(path, engine="h5netcdf")
+        if only_prefix is not None and "posterior" in tree.children:
+            ds = tree["posterior"].to_dataset()
+            keep = [name for name in ds.data_vars if str(name).startswith(only_prefix)]
+            return xr.DataTree.from_dict({"posterior": ds[keep].load()})
+        return tree.load()
     except Exception as exc:
         raise InputError(
             str(path), "(file)", f"cannot be read as a netCDF DataTree ({exc})", "rerun the model"
@@ -311,6 +323,17 @@ def load_run(
     if sensitivity_summary is not None and Path(sensitivity_summary).exists():
         sensitivity = pd.read_csv(sensitivity_summary)
 
+    # Two fits of the same model: model/ on the exact cells (evaluated against the baselines,
+    # never published) and privacy/model/ on the noisy measurements (published/ comes from it).
+    # Under privacy mode none the second is not made, and its absence is not a gap.
+    privacy_mode = str((config.get("privacy") or {}).get("mode", "unknown")).lower()
+    private_fit = run_dir / "privacy" / "model"
+    privacy_diagnostics = privacy_posterior = None
+    if privacy_mode != "none":
+        privacy_diagnostics = _optional_json(private_fit / "diagnostics.json", missing)
+        if (private_fit / "posterior.nc").exists():
+            privacy_posterior = open_posterior(private_fit / "posterior.nc", missing, THETA_ONLY)
+
     context = {
         "run_dir": str(run_dir),
         "config": config,
@@ -327,6 +350,9 @@ def load_run(
         "linkage_eval": _optional_json(run_dir / "evaluation" / "linkage.json", missing),
         "diagnostics": _optional_json(run_dir / "model" / "diagnostics.json", missing),
         "posterior": open_posterior(run_dir / "model" / "posterior.nc", missing),
+        "privacy_mode": privacy_mode,
+        "privacy_diagnostics": privacy_diagnostics,
+        "privacy_posterior": privacy_posterior,
         "parameters": _optional_json(run_dir / "truth" / "parameters.json", missing),
         "ledger": _optional_json(run_dir / "privacy" / "ledger.json", missing),
         "estimates_eval": _optional_json(run_dir / "evaluation" / "estimates.json", missing),

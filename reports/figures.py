@@ -303,40 +303,47 @@ def convergence(posterior) -> tuple[Figure | None, dict]:
 
 
 def source_behaviour(behaviour: pd.DataFrame) -> Figure | None:
-    """Estimated source behaviour (posterior mean, 90% interval) against the generating value."""
+    """Estimated source behaviour (posterior mean, 90% interval) against the generating value;
+    one row per behaviour, one marker per fit (exact fit, and the privacy fit when present)."""
     table = behaviour.dropna(subset=["mean"])
     if table.empty:
         return None
-    table = table.iloc[::-1]
-    y = np.arange(len(table))
+    if "fit" not in table:
+        table = table.assign(fit="exact")
     table = table.astype({"lo90": float, "hi90": float, "truth": float})
-    fig, ax = new_figure((TEXT_WIDTH_IN, 0.42 * len(table) + 1.1))
-    if table["lo90"].notna().any():
-        ax.hlines(
-            y,
-            table["lo90"],
-            table["hi90"],
-            color=PALETTE["blue"],
-            lw=2.2,
-            label="posterior 90% interval",
-        )
-    ax.plot(table["mean"], y, "o", color=PALETTE["blue"], label="posterior mean")
-    has_truth = table["truth"].notna()
+    labels = list(dict.fromkeys(table["label"]))[::-1]
+    fits = [f for f in ("exact", "privacy") if (table["fit"] == f).any()]
+    fit_style = {
+        "exact": (PALETTE["blue"], "o", "exact fit"),
+        "privacy": (PALETTE["purple"], "s", "privacy fit (noisy tables)"),
+    }
+    offsets = {"exact": 0.13, "privacy": -0.13} if len(fits) > 1 else {fits[0]: 0.0}
+    fig, ax = new_figure((TEXT_WIDTH_IN, 0.55 * len(labels) + 1.2))
+    y_of = {label: i for i, label in enumerate(labels)}
+    for fit in fits:
+        part = table[table["fit"] == fit]
+        y = part["label"].map(y_of).to_numpy(float) + offsets[fit]
+        colour, marker, name = fit_style[fit]
+        if part["lo90"].notna().any():
+            ax.hlines(y, part["lo90"], part["hi90"], color=colour, lw=2.2)
+        ax.plot(part["mean"], y, marker, color=colour, label=f"{name}: mean and 90% interval")
+    truth = table.drop_duplicates("label").dropna(subset=["truth"])
     ax.plot(
-        table.loc[has_truth, "truth"],
-        y[has_truth.to_numpy()],
+        truth["truth"],
+        truth["label"].map(y_of).to_numpy(float),
         "D",
         mfc="none",
-        ms=7,
+        ms=8,
         mew=1.5,
         color=PALETTE["vermillion"],
         label="generating value (truth)",
     )
-    ax.set_yticks(y, table["label"], fontsize=7.5)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7.5)
+    ax.set_ylim(-0.6, len(labels) - 0.4)
     ax.set_xlim(-0.02, 1.02)
     ax.xaxis.set_major_formatter(PERCENT)
     ax.set_xlabel("probability that the source reports this category for this class")
-    fig.legend(loc="outside upper center", ncols=3)
+    fig.legend(loc="outside upper center", ncols=min(3, len(fits) + 1))
     return fig
 
 
@@ -792,6 +799,63 @@ def sensitivity(summary: pd.DataFrame | None) -> Figure | None:
 
 
 # ---------------------------------------------------------------- privacy and run
+
+
+NOISE_PANELS = (
+    ("mae", "Block MAE (persons)", None),
+    ("coverage90", "Block 90% interval coverage", "pct"),
+    ("width", "Mean 90% interval width (persons)", None),
+    ("county_mean", "County total: mean abs. relative error", "pct"),
+)
+FIT_COLOURS = {"exact": PALETTE["blue"], "published": PALETTE["vermillion"]}
+
+
+def noise_cost(table: pd.DataFrame) -> Figure | None:
+    """The exact-fit model against the published (noisy) estimates, metric by metric:
+    paired bars per quantity, one panel per metric."""
+    if table is None or table.empty:
+        return None
+    panels = [p for p in NOISE_PANELS if (table["metric"] == p[0]).any()]
+    if not panels:
+        return None
+    quantities = list(dict.fromkeys(table["quantity"]))
+    cols = 2
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = new_figure((TEXT_WIDTH_IN, 2.0 * rows + 0.5), nrows=rows, ncols=cols, squeeze=False)
+    x = np.arange(len(quantities))
+    width = 0.38
+    for ax, (key, title, fmt) in zip(axes.flat, panels, strict=False):
+        part = table[table["metric"] == key].set_index("quantity").reindex(quantities)
+        for offset, column, label in (
+            (-width / 2, "exact", "exact-fit model (not published)"),
+            (width / 2, "published", "published (noisy measurements)"),
+        ):
+            values = part[column].astype(float).to_numpy()
+            ax.bar(x + offset, values, width, color=FIT_COLOURS[column], label=label)
+            for xi, value in zip(x + offset, values, strict=True):
+                if np.isfinite(value):
+                    text = f"{value:.1%}" if fmt == "pct" else f"{value:.2f}"
+                    ax.text(xi, value, text, ha="center", va="bottom", fontsize=6.5)
+        if key == "coverage90":
+            ax.axhline(0.9, color=PALETTE["black"], ls="--", lw=0.9, label="nominal 90%")
+            ax.set_ylim(0, 1.08)
+        else:
+            ax.set_ylim(0, float(np.nanmax(part[["exact", "published"]].to_numpy(float))) * 1.2)
+        if fmt == "pct":
+            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+        ax.set_xticks(x, quantities)
+        ax.set_title(title, fontsize=8.5)
+        ax.grid(axis="x", visible=False)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="outside upper center", ncols=3)
+    return fig
 
 
 def privacy_ledger(ledger: pd.DataFrame) -> Figure | None:

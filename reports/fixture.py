@@ -241,6 +241,35 @@ def write_fixture_run(
         run_dir / "model" / "posterior.nc", engine="h5netcdf"
     )
 
+    # The privacy fit: the same model refitted to noisy measurements (wider behaviour draws,
+    # slightly worse sampler numbers), as privacy_fit writes under privacy/model/.
+    private = xr.Dataset()
+    for source, (draws, cats) in thetas.items():
+        noisy = np.stack(
+            [rng.dirichlet(draws[:, :, k, :].mean(axis=(0, 1)) * 120, size=(4, 150)) for k in range(3)],
+            axis=2,
+        )
+        private[f"theta_{source}"] = xr.DataArray(
+            noisy,
+            dims=("chain", "draw", "class", f"cat_{source}"),
+            coords={"class": classes, f"cat_{source}": cats},
+        )
+    xr.DataTree.from_dict({"posterior": private}).to_netcdf(
+        run_dir / "privacy" / "model" / "posterior.nc", engine="h5netcdf"
+    )
+    write_json(
+        {
+            **diagnostics,
+            "max_rhat": 1.013,
+            "min_ess_bulk": 288.0,
+            "min_ess_tail": 301.0,
+            "divergences": 2,
+            "sampling_seconds": 19.0,
+            "exact": False,
+        },
+        run_dir / "privacy" / "model" / "diagnostics.json",
+    )
+
     ledger = {
         "mode": "zcdp",
         "privacy_protected": True,

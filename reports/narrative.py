@@ -137,9 +137,21 @@ def method_sentences(metrics: pd.DataFrame, methods: list[str]) -> list[Sentence
 
 
 def diagnostics_sentences(
+    diagnostics: dict | None, stats: dict, rhat_max: float, ess_min: float, fit: str = ""
+) -> list[Sentence]:
+    """Sampler health from a fit's ``diagnostics.json`` (or computed from the posterior).
+
+    ``fit`` names the fit ("Exact fit", "Privacy fit") at the start of each sentence.
+    """
+    out = _diagnostics_sentences(diagnostics, stats, rhat_max, ess_min)
+    if fit:
+        out = [(level, f"{fit}: {text[0].lower()}{text[1:]}") for level, text in out]
+    return out
+
+
+def _diagnostics_sentences(
     diagnostics: dict | None, stats: dict, rhat_max: float, ess_min: float
 ) -> list[Sentence]:
-    """Sampler health from ``model/diagnostics.json`` (or computed from the posterior)."""
     diagnostics = diagnostics or {}
     rhat = diagnostics.get("max_rhat", stats.get("max_rhat"))
     ess = diagnostics.get("min_ess_bulk", stats.get("min_ess_bulk"))
@@ -183,6 +195,83 @@ def diagnostics_sentences(
     if not out:
         out.append(("warn", "No sampler diagnostics were available."))
     return out
+
+
+def noise_sentences(table: pd.DataFrame, tolerance: float) -> list[Sentence]:
+    """What the privacy noise cost, from ``summaries.noise_cost``: the exact-fit model against
+    the published estimates, on block error, coverage, width and county totals."""
+    if table is None or table.empty:
+        return [
+            (
+                "warn",
+                "The exact fit and the published estimates could not both be evaluated: the "
+                "cost of the privacy noise in accuracy is not measured in this run.",
+            )
+        ]
+
+    def value(quantity: str, key: str) -> tuple[float | None, float | None]:
+        hit = table[(table["quantity"] == quantity) & (table["metric"] == key)]
+        if not len(hit):
+            return None, None
+        row = hit.iloc[0]
+        exact = None if pd.isna(row["exact"]) else float(row["exact"])
+        published = None if pd.isna(row["published"]) else float(row["published"])
+        return exact, published
+
+    out = []
+    for quantity in ("citizens", "noncitizens", "cvap"):
+        exact, published = value(quantity, "mae")
+        if exact is None or published is None:
+            continue
+        ratio = published / exact if exact > 0 else float("inf")
+        level = "warn" if ratio > 1.25 else ("ok" if ratio <= 1.05 else "info")
+        out.append(
+            (
+                level,
+                f"Block {quantity}: mean absolute error {exact:.2f} persons for the exact fit "
+                f"and {published:.2f} for the published estimates ({_signed_pct(ratio - 1)}).",
+            )
+        )
+    for quantity in ("citizens", "cvap"):
+        exact, published = value(quantity, "coverage90")
+        if published is None:
+            continue
+        w_exact, w_published = value(quantity, "width")
+        widths = (
+            f"; mean width {w_exact:.1f} -> {w_published:.1f} persons"
+            if w_exact is not None and w_published is not None
+            else ""
+        )
+        low = published < 0.9 - tolerance
+        verdict = (
+            "the published intervals are too narrow for the added noise"
+            if low
+            else "the published intervals absorb the noise"
+        )
+        exact_text = f"{_pct(exact)} for the exact fit, " if exact is not None else ""
+        out.append(
+            (
+                "warn" if low else "ok",
+                f"Block {quantity} 90% intervals covered the truth in {exact_text}"
+                f"{_pct(published)} for the published estimates{widths}: {verdict}.",
+            )
+        )
+    exact, published = value("citizens", "county_mean")
+    if exact is not None and published is not None:
+        out.append(
+            (
+                "info",
+                f"County citizen totals: mean absolute relative error {_pct(exact, 2)} "
+                f"(exact fit) against {_pct(published, 2)} (published).",
+            )
+        )
+    return out
+
+
+def _signed_pct(change: float) -> str:
+    if not np.isfinite(change):
+        return "the exact fit's error is zero"
+    return f"{'+' if change >= 0 else '−'}{abs(change) * 100:.0f}%"
 
 
 def behaviour_sentences(behaviour: pd.DataFrame) -> list[Sentence]:

@@ -283,15 +283,28 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "vermillion share for naturalized citizens is the stale 'noncitizen' record.",
     )
     behaviour = S.source_behaviour(ctx)
+    private_behaviour = S.source_behaviour(ctx, fit="privacy")
+    both_fits = not private_behaviour.empty
     book.add(
         "behaviour",
-        F.source_behaviour(behaviour),
+        F.source_behaviour(
+            pd.concat([behaviour, private_behaviour], ignore_index=True)
+            if both_fits
+            else behaviour
+        ),
         "Estimated source behaviour against the generating values",
-        "Posterior mean (dot) and 90% interval (bar) of source behaviours whose generating "
+        "Posterior mean (marker) and 90% interval (bar) of source behaviours whose generating "
         "value is known, stated given a link (the model's own probabilities include the chance "
         "of no link): e.g. how often the Numident still says 'noncitizen' for a naturalized "
-        "citizen. Open diamonds are the values that generated the synthetic data; a diamond "
-        "outside its bar is a behaviour the model learned wrongly.",
+        "citizen. "
+        + (
+            "Blue circles: the exact fit; purple squares: the privacy fit to the noisy tables "
+            "(the fit that is published). "
+            if both_fits
+            else ""
+        )
+        + "Open diamonds are the values that generated the synthetic data; a diamond "
+        "outside a bar is a behaviour that fit learned wrongly.",
     )
     ppc_rows = first_key(ctx.get("diagnostics") or {}, "ppc", "posterior_predictive", "pattern_ppc")
     ppc = pd.DataFrame(ppc_rows) if isinstance(ppc_rows, list) and ppc_rows else None
@@ -369,6 +382,19 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "Privacy budget by measurement",
         "zCDP budget rho spent on each noisy measurement (bars) and the running total "
         "(diamonds); the total is the release's privacy loss.",
+    )
+
+    noise = S.noise_cost(ctx)
+    book.add(
+        "noise_cost",
+        F.noise_cost(noise),
+        "What the privacy noise costs in accuracy",
+        "The same model fitted twice and checked against the same truth: blue bars are the "
+        "exact fit (exact cells, never published), vermillion bars the published estimates "
+        "(the refit to the noisy measurements, post-processed). Higher bars in the error and "
+        "width panels are the price of privacy; in the coverage panel, bars should stay near "
+        "the dashed 90% line: a published bar well below it means the intervals do not "
+        "account for all of the noise.",
     )
 
     # --- validation
@@ -468,9 +494,33 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             "levels": (config.get("model") or {}).get("levels"),
         },
         "diagnostic_sentences": N.diagnostics_sentences(
-            diag, conv_stats, float(settings["rhat_max"]), float(settings["ess_min"])
+            diag,
+            conv_stats,
+            float(settings["rhat_max"]),
+            float(settings["ess_min"]),
+            "Exact fit" if ctx.get("privacy_mode") != "none" else "",
+        )
+        + (
+            N.diagnostics_sentences(
+                ctx.get("privacy_diagnostics"),
+                {},
+                float(settings["rhat_max"]),
+                float(settings["ess_min"]),
+                "Privacy fit (published)",
+            )
+            if ctx.get("privacy_mode") != "none"
+            else []
         ),
-        "behaviour_sentences": N.behaviour_sentences(behaviour),
+        "fits": S.fit_diagnostics(ctx),
+        "privacy_mode": ctx.get("privacy_mode"),
+        "behaviour_sentences": N.behaviour_sentences(behaviour)
+        + [
+            (level, f"Privacy fit: {text}")
+            for level, text in N.behaviour_sentences(private_behaviour)
+            if both_fits
+        ],
+        "noise": _records(noise),
+        "noise_sentences": N.noise_sentences(noise, float(settings["coverage_tolerance"])),
         "model_description": first_key(diag, "description", "model_description"),
         "size_sentences": N.block_size_sentences(
             blocks, int(settings["small_block"]), int(settings["large_block"])

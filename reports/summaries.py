@@ -466,20 +466,22 @@ BEHAVIOUR_CHECKS = (
 )
 
 
-def source_behaviour(ctx: dict) -> pd.DataFrame:
+def source_behaviour(ctx: dict, fit: str = "exact") -> pd.DataFrame:
     """Estimated source behaviours (posterior mean, 90% interval) beside generating values.
 
     Each check in ``BEHAVIOUR_CHECKS`` is computed from the posterior draws of
-    ``theta_<source>`` when ``model/posterior.nc`` has them, else as a ratio of the posterior
-    means in ``model/diagnostics.json`` (then without an interval).
+    ``theta_<source>`` when the fit's ``posterior.nc`` has them, else as a ratio of the
+    posterior means in its ``diagnostics.json`` (then without an interval). ``fit`` is
+    ``"exact"`` (``model/``) or ``"privacy"`` (``privacy/model/``).
     """
-    table = behaviour_table(ctx.get("diagnostics"))
+    prefix = "" if fit == "exact" else "privacy_"
+    table = behaviour_table(ctx.get(f"{prefix}diagnostics"))
     parameters = ctx.get("parameters") or {}
     rows = []
     for check in BEHAVIOUR_CHECKS:
         truth = check["truth"](parameters)
         draws = _posterior_conditional(
-            ctx.get("posterior"),
+            ctx.get(f"{prefix}posterior"),
             check["source"],
             check["latent_class"],
             check["numerator"],
@@ -512,9 +514,12 @@ def source_behaviour(ctx: dict) -> pd.DataFrame:
                 "hi90": hi,
                 "truth": truth,
                 "truth_note": check["truth_note"],
+                "fit": fit,
             }
         )
-    return pd.DataFrame(rows, columns=["label", "mean", "lo90", "hi90", "truth", "truth_note"])
+    return pd.DataFrame(
+        rows, columns=["label", "mean", "lo90", "hi90", "truth", "truth_note", "fit"]
+    )
 
 
 def ledger_table(ledger: Any) -> pd.DataFrame:
@@ -649,3 +654,113 @@ def published_accuracy(published_eval: Any) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+FIT_LABELS = {
+    "exact": "Exact fit (model/)",
+    "privacy": "Privacy fit (privacy/model/)",
+}
+
+
+def fit_diagnostics(ctx: dict) -> list[dict[str, Any]]:
+    """One row of sampler diagnostics per fit: the exact fit, and the privacy fit if made.
+
+    The privacy fit is the one publication reads, so its row matters as much as the exact
+    fit's; under privacy mode none it does not exist and the row says publication used the
+    exact fit.
+    """
+    rows = []
+    fits = [("exact", ctx.get("diagnostics"), "exact block x age x pattern cells")]
+    if ctx.get("privacy_mode", "unknown") != "none":
+        fits.append(
+            ("privacy", ctx.get("privacy_diagnostics"), "noisy zCDP measurements (published)")
+        )
+    for fit, diag, reads in fits:
+        diag = diag if isinstance(diag, dict) else {}
+        rows.append(
+            {
+                "fit": fit,
+                "label": FIT_LABELS[fit],
+                "reads": reads,
+                "available": bool(diag),
+                "max_rhat": numeric(first_key(diag, "max_rhat")),
+                "min_ess_bulk": numeric(first_key(diag, "min_ess_bulk")),
+                "min_ess_tail": numeric(first_key(diag, "min_ess_tail")),
+                "divergences": numeric(first_key(diag, "divergences")),
+                "chains": numeric(first_key(diag, "chains", "n_chains")),
+                "draws": numeric(first_key(diag, "draws", "n_draws")),
+                "sampling_seconds": numeric(first_key(diag, "sampling_seconds")),
+                "n_cells": numeric(first_key(diag, "n_cells")),
+                "exact": first_key(diag, "exact"),
+            }
+        )
+    return rows
+
+
+def _county_mean_abs(by_quantity: dict) -> float | None:
+    """Mean absolute relative county error from estimates.json's per-county entries."""
+    counties = first_key(by_quantity, "counties", default={}) or {}
+    errors = [
+        abs(numeric(c.get("rel_error")))
+        for c in counties.values()
+        if isinstance(c, dict) and numeric(c.get("rel_error")) is not None
+    ]
+    return float(np.mean(errors)) if errors else None
+
+
+# What the noise costs: the same metric of the exact fit (estimates.json, method "model") and of
+# the published blocks (published.json). Coverage compares the inclusive interval check, which
+# is what published.json computes (estimates.json's PIT coverage has no published counterpart).
+NOISE_METRICS = (
+    ("mae", "Block MAE (persons)", ("block_mae",), ("mae",)),
+    ("rmse", "Block RMSE (persons)", ("block_rmse",), ("rmse",)),
+    ("coverage90", "Block 90% coverage", ("coverage90_inclusive",), ("coverage90",)),
+    ("width", "Mean 90% width (persons)", ("mean_width90",), ("mean_width90",)),
+    ("tract", "Tract mean abs. rel. error", ("tract_mean_abs_rel_error",), ()),
+    ("county_mean", "County mean abs. rel. error", (), ()),
+    ("county_max", "County max abs. rel. error", ("county_max_abs_rel_error",), ()),
+)
+
+
+def noise_cost(ctx: dict) -> pd.DataFrame:
+    """``quantity, metric, label, exact, published, change``: the exact-fit model against the
+    published (noisy, post-processed) estimates, metric by metric, against the same truth."""
+    columns = ["quantity", "metric", "label", "exact", "published", "change"]
+    ev = ctx.get("estimates_eval") or {}
+    model = (first_key(ev, "methods", default=ev) or {}).get("model") or {}
+    pub = ctx.get("published_eval")
+    if not isinstance(pub, dict) or not model:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for quantity in QUANTITIES:
+        exact_q = model.get(quantity) if isinstance(model.get(quantity), dict) else {}
+        block = (pub.get("block") or {}).get(quantity) or {}
+        tract = (pub.get("tract") or {}).get(quantity) or {}
+        county = (pub.get("county") or {}).get(quantity) or {}
+        if not exact_q or not block:
+            continue
+        for key, label, exact_keys, published_keys in NOISE_METRICS:
+            exact = numeric(first_key(exact_q, *exact_keys)) if exact_keys else None
+            if key == "county_mean":
+                exact = _county_mean_abs(exact_q)
+                published = numeric(first_key(county, "mean_abs_relative_error"))
+            elif key == "tract":
+                published = numeric(first_key(tract, "mean_abs_relative_error"))
+            elif key == "county_max":
+                published = numeric(first_key(county, "max_abs_relative_error"))
+            else:
+                published = numeric(first_key(block, *published_keys))
+            if exact is None and published is None:
+                continue
+            change = published - exact if exact is not None and published is not None else None
+            rows.append(
+                {
+                    "quantity": quantity,
+                    "metric": key,
+                    "label": label,
+                    "exact": exact,
+                    "published": published,
+                    "change": change,
+                }
+            )
+    return pd.DataFrame(rows, columns=columns)

@@ -24,10 +24,10 @@ MODEL_CONFIG = {
 def world():
     return simulate(
         np.random.default_rng(7),
-        n_persons=3000,
+        n_persons=6000,
         n_counties=2,
         tracts_per_county=4,
-        blocks_per_tract=6,
+        blocks_per_tract=8,
     )
 
 

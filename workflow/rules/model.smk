@@ -1,5 +1,7 @@
 # Rules of the model stage (see docs/CONTRACTS.md).
-# tabulate -> (privacy measurements) -> fit_model -> predict_blocks; baselines; evaluation.
+# tabulate -> exact_tables -> fit_model -> predict_blocks; baselines; evaluation.
+# model/ holds the privacy-free fit on the exact cells (the method at its best, never
+# published); the privacy stage refits the same model to its noisy measurements for publication.
 MODEL = f"{RESULTS}/model"
 CVAP_TABLE = f"{config['data_dir']}/census_cvap/cvap_acs2009_2013_county_totals.csv"
 
@@ -18,14 +20,33 @@ rule tabulate:
         f"{BENCH}/model/tabulate.tsv"
     conda:
         ENV
+    params:
+        # A changed exclusion list must re-run tabulation.
+        exclude_sources=config["model"]["exclude_sources"],
     script:
         "../scripts/model_tabulate.py"
 
 
+rule exact_tables:
+    input:
+        cells=f"{MODEL}/cells.parquet",
+    output:
+        measurements=f"{MODEL}/exact_measurements.parquet",
+        public_counts=f"{MODEL}/public_counts.parquet",
+    log:
+        f"{LOGS}/model/exact_tables.log",
+    benchmark:
+        f"{BENCH}/model/exact_tables.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/model_exact_tables.py"
+
+
 rule fit_model:
     input:
-        measurements=f"{RESULTS}/privacy/measurements.parquet",
-        public_counts=f"{RESULTS}/privacy/public_counts.parquet",
+        measurements=f"{MODEL}/exact_measurements.parquet",
+        public_counts=f"{MODEL}/public_counts.parquet",
         patterns=f"{MODEL}/patterns.parquet",
     output:
         posterior=f"{MODEL}/posterior.nc",
@@ -43,8 +64,8 @@ rule fit_model:
 
 rule predict_blocks:
     input:
-        measurements=f"{RESULTS}/privacy/measurements.parquet",
-        public_counts=f"{RESULTS}/privacy/public_counts.parquet",
+        measurements=f"{MODEL}/exact_measurements.parquet",
+        public_counts=f"{MODEL}/public_counts.parquet",
         patterns=f"{MODEL}/patterns.parquet",
         posterior=f"{MODEL}/posterior.nc",
     output:

@@ -1,6 +1,18 @@
 # Rules of the privacy stage (see docs/CONTRACTS.md).
 # privacy_measure: the only view of the linked evidence the model reads (noisy under zCDP).
-# publish: post-processing of the model's draws into published/ (the only writer there).
+# privacy_fit, privacy_predict: the model refitted to the noisy measurements, with the noise
+#   variance in its likelihood (skipped under privacy mode none: the exact fit is used).
+# publish: post-processing of those draws into published/ (the only writer there).
+PRIVATE_MODEL = f"{RESULTS}/privacy/model"
+
+
+def published_fit(name):
+    """The fit publication reads: the noise-aware refit, or the exact fit without privacy."""
+    if config["privacy"]["mode"] == "none":
+        return f"{RESULTS}/model/{name}"
+    return f"{PRIVATE_MODEL}/{name}"
+
+
 # evaluate_published: published tables against the truth (evaluation only).
 
 
@@ -23,10 +35,47 @@ rule privacy_measure:
         "../scripts/privacy_measure.py"
 
 
+rule privacy_fit:
+    input:
+        measurements=f"{RESULTS}/privacy/measurements.parquet",
+        public_counts=f"{RESULTS}/privacy/public_counts.parquet",
+        patterns=f"{RESULTS}/model/patterns.parquet",
+    output:
+        posterior=f"{PRIVATE_MODEL}/posterior.nc",
+        diagnostics=report(f"{PRIVATE_MODEL}/diagnostics.json", category="Privacy"),
+    log:
+        f"{LOGS}/privacy/fit.log",
+    benchmark:
+        f"{BENCH}/privacy/fit.tsv"
+    conda:
+        ENV
+    threads: config["model"]["chains"]
+    script:
+        "../scripts/model_fit.py"
+
+
+rule privacy_predict:
+    input:
+        measurements=f"{RESULTS}/privacy/measurements.parquet",
+        public_counts=f"{RESULTS}/privacy/public_counts.parquet",
+        patterns=f"{RESULTS}/model/patterns.parquet",
+        posterior=f"{PRIVATE_MODEL}/posterior.nc",
+    output:
+        block_draws=f"{PRIVATE_MODEL}/block_draws.parquet",
+    log:
+        f"{LOGS}/privacy/predict.log",
+    benchmark:
+        f"{BENCH}/privacy/predict.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/model_predict.py"
+
+
 rule publish:
     input:
-        draws=f"{RESULTS}/model/block_draws.parquet",
-        diagnostics=f"{RESULTS}/model/diagnostics.json",
+        draws=published_fit("block_draws.parquet"),
+        diagnostics=published_fit("diagnostics.json"),
         public_counts=f"{RESULTS}/privacy/public_counts.parquet",
         ledger=f"{RESULTS}/privacy/ledger.json",
     output:

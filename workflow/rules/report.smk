@@ -1,6 +1,8 @@
 # Rules of the report stage (see docs/CONTRACTS.md): one rule renders report.html and report.pdf
-# from the run's upstream outputs. It reads truth/parameters.json (validation: estimated source
-# behaviour against the generating values) and never writes under published/.
+# from the run's upstream outputs: both model fits (model/ exact, privacy/model/ noisy), their
+# evaluations, the privacy ledger and the published tables. It reads truth/parameters.json
+# (validation: estimated source behaviour against the generating values) and never writes under
+# published/.
 from pathlib import Path
 
 from reports.snakemake_inputs import report_inputs
@@ -23,6 +25,11 @@ REPORT_INPUTS = {
     "estimates_eval": f"{RESULTS}/evaluation/estimates.json",
     "published_eval": f"{RESULTS}/evaluation/published.json",
 }
+# The privacy fit (the model refitted to the noisy measurements, which publication reads) is
+# made only when there is noise; under privacy mode none publication uses model/.
+if config["privacy"]["mode"] != "none":
+    REPORT_INPUTS["privacy_diagnostics"] = f"{RESULTS}/privacy/model/diagnostics.json"
+    REPORT_INPUTS["privacy_posterior"] = f"{RESULTS}/privacy/model/posterior.nc"
 
 
 rule report:

@@ -1,16 +1,21 @@
-"""Gather the sensitivity runs into one table and one figure."""
+"""Gather the sensitivity runs into one table, one figure and a small HTML page."""
 
 from pipeline_common.io import write_bytes, write_text
 from pipeline_common.logs import snakemake_log
-from pipeline_common.sensitivity import summary_figure_png, summarize
+from pipeline_common.sensitivity import summarize, summary_figure_png, summary_html
 
 log = snakemake_log(snakemake)  # noqa: F821
-sweep = snakemake.params.sweep  # noqa: F821
-runs = []
-for pattern, estimates in zip(sweep.instance_patterns, snakemake.input.estimates, strict=True):  # noqa: F821
-    instance = dict(part.split("~", 1) for part in pattern.split("/"))
-    runs.append({**instance, "estimates": estimates})
+sm = snakemake  # noqa: F821
+# The sweep rows and the inputs are in the same (Paramspace) order.
+runs = [
+    {"knob": row["knob"], "value": row["value"], "estimates": estimates, "published": published}
+    for row, estimates, published in zip(
+        sm.params.runs, sm.input.estimates, sm.input.published, strict=True
+    )
+]
 summary = summarize(runs)
-write_text(summary.to_csv(index=False, float_format="%.6g"), snakemake.output.summary)  # noqa: F821
-write_bytes(summary_figure_png(summary), snakemake.output.figure)  # noqa: F821
+figure = summary_figure_png(summary)
+write_text(summary.to_csv(index=False, float_format="%.6g"), sm.output.summary)
+write_bytes(figure, sm.output.figure)
+write_text(summary_html(summary, figure, title=sm.params.title), sm.output.html)
 log.info("summarized %d runs into %d rows", len(runs), len(summary))
