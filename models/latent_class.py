@@ -209,8 +209,9 @@ def build_model(problem: LatentClassProblem):
                 "age_effect", sigma=scales["age_sd"], dims=("class_nonref", "age")
             )
             eta = eta + age.T[problem.group_age]
-        for name, idx, labels in problem.levels:
+        for level, (name, idx, labels) in enumerate(problem.levels):
             sd = scales.get(f"{name}_sd", scales["level_sd"])
+            nesting = parent_averaging(problem, level)
             if is_fixed_level(problem, labels):
                 # Too few units to learn a variance (e.g. 2-5 counties): a sum-to-zero effect
                 # with a fixed scale beside the intercept (a random effect would form a ridge
@@ -220,14 +221,29 @@ def build_model(problem: LatentClassProblem):
                 continue
             sigma = pm.HalfNormal(f"sigma_{name}", sd, dims="class_nonref")
             if name in problem.centered_levels:
-                # Centred and sum-to-zero: for units with much data each (tracts) the centred
-                # form mixes better, and the zero sum removes the ridge with the intercept.
-                eff = pm.ZeroSumNormal(
-                    f"effect_{name}", sigma=sigma[:, None], dims=("class_nonref", name)
-                )
+                # Centred: for units with much data each (tracts) the centred form mixes
+                # better. Sum-to-zero within the parent (or overall at the top) removes the
+                # ridges with the parent's effect and the intercept.
+                if nesting is None:
+                    eff = pm.ZeroSumNormal(
+                        f"effect_{name}", sigma=sigma[:, None], dims=("class_nonref", name)
+                    )
+                else:
+                    raw = pm.Normal(
+                        f"effect_{name}_raw", 0.0, sigma[:, None], dims=("class_nonref", name)
+                    )
+                    mean_matrix, parent_of_unit = nesting
+                    eff = pm.Deterministic(
+                        f"effect_{name}",
+                        raw - pt.dot(raw, mean_matrix.T)[:, parent_of_unit],
+                        dims=("class_nonref", name),
+                    )
                 eta = eta + eff.T[idx]
                 continue
             z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(name, "class_nonref"))
+            if nesting is not None:
+                mean_matrix, parent_of_unit = nesting
+                z = z - pt.dot(mean_matrix, z)[parent_of_unit]
             eta = eta + z[idx] * sigma[None, :]
         # Softmax with the reference class at 0, in probability space.
         full = pt.concatenate([pt.zeros((problem.n_groups, 1)), eta], axis=1)
@@ -364,6 +380,30 @@ def is_fixed_level(problem: LatentClassProblem, labels) -> bool:
     return len(labels) < int(problem.prior_scales.get("min_random_units", 8))
 
 
+def parent_averaging(
+    problem: LatentClassProblem, level: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Averaging matrix over siblings of a nested level, or ``None`` for a top level.
+
+    Returns ``(mean_matrix, parent_of_unit)``: ``mean_matrix`` (parents x units) averages the
+    units of each parent; ``x - (mean_matrix @ x)[parent_of_unit]`` centres an effect within its
+    parent. Tract effects that sum to zero only overall form a ridge with the county effects
+    (a county's mean tract effect and its county effect trade off): measured on the default
+    scenario, R-hat 1.33 and bulk ESS 5 on the top parameters. Centring within the parent
+    removes the ridge.
+    """
+    if level == 0:
+        return None
+    _, idx, labels = problem.levels[level]
+    _, parent_idx, parent_labels = problem.levels[level - 1]
+    parent_of_unit = np.zeros(len(labels), dtype=np.int64)
+    parent_of_unit[idx] = parent_idx
+    counts = np.bincount(parent_of_unit, minlength=len(parent_labels)).astype(float)
+    mean_matrix = np.zeros((len(parent_labels), len(labels)))
+    mean_matrix[parent_of_unit, np.arange(len(labels))] = 1.0 / counts[parent_of_unit]
+    return mean_matrix, parent_of_unit
+
+
 def count_free_parameters(model) -> int:
     """Number of unconstrained parameters."""
     return int(sum(np.prod(v.shape) for v in model.initial_point().values()))
@@ -462,11 +502,16 @@ def class_probs_np(problem: LatentClassProblem, draws: dict[str, np.ndarray], d:
     eta = np.zeros((problem.n_groups, problem.n_classes - 1)) + draws["intercept"][d][None, :]
     if problem.group_age is not None:
         eta = eta + draws["age_effect"][d].T[problem.group_age]
-    for name, idx, labels in problem.levels:
+    for level, (name, idx, labels) in enumerate(problem.levels):
         if is_fixed_level(problem, labels) or name in problem.centered_levels:
             eta = eta + draws[f"effect_{name}"][d].T[idx]
         else:
-            eta = eta + draws[f"z_{name}"][d][idx] * draws[f"sigma_{name}"][d][None, :]
+            z = draws[f"z_{name}"][d]
+            nesting = parent_averaging(problem, level)
+            if nesting is not None:
+                mean_matrix, parent_of_unit = nesting
+                z = z - (mean_matrix @ z)[parent_of_unit]
+            eta = eta + z[idx] * draws[f"sigma_{name}"][d][None, :]
     full = np.concatenate([np.zeros((problem.n_groups, 1)), eta], axis=1)
     full -= full.max(axis=1, keepdims=True)
     expo = np.exp(full)

@@ -359,9 +359,18 @@ def load_run(
         "published_eval": _optional_json(run_dir / "evaluation" / "published.json", missing),
         "benchmarks": read_benchmarks(Path(bench_dir) if bench_dir else None),
         "sensitivity": sensitivity,
+        "sensitivity_path": str(sensitivity_summary) if sensitivity is not None else None,
         "missing": missing,
         "notes": notes,
     }
+    from reports.ppc import exact_fit_ppc
+
+    try:
+        context["ppc"] = exact_fit_ppc(run_dir, config, context["posterior"])
+    except Exception as exc:  # optional check: the report says why it is missing, never fails
+        log.warning("posterior predictive check not computed: %s", exc)
+        notes.append(f"The posterior predictive check could not be computed: {exc}")
+        context["ppc"] = None
     for path in missing:
         log.warning("report input not found (the report says so): %s", path)
     return context

@@ -12,6 +12,7 @@ import math
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+import xarray as xr
 from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -248,6 +249,10 @@ def rank_plot(posterior, limit: int = 6, preferred: list[str] | None = None) -> 
     names = pick_rank_variables(ds, limit, preferred)
     if not names:
         return None
+    # arviz-plots selects panels by coordinate: give every dimension one (integers if absent).
+    missing = {d: np.arange(ds.sizes[d]) for d in ds.dims if d not in ds.coords}
+    if missing:
+        posterior = xr.DataTree.from_dict({"posterior": ds.assign_coords(missing)})
     panels = sum(
         int(np.prod([ds[n].sizes[d] for d in ds[n].dims if d not in ("chain", "draw")]))
         for n in names
@@ -315,7 +320,7 @@ def source_behaviour(behaviour: pd.DataFrame) -> Figure | None:
     fits = [f for f in ("exact", "privacy") if (table["fit"] == f).any()]
     fit_style = {
         "exact": (PALETTE["blue"], "o", "exact fit"),
-        "privacy": (PALETTE["purple"], "s", "privacy fit (noisy tables)"),
+        "privacy": (PALETTE["purple"], "s", "privacy fit"),
     }
     offsets = {"exact": 0.13, "privacy": -0.13} if len(fits) > 1 else {fits[0]: 0.0}
     fig, ax = new_figure((TEXT_WIDTH_IN, 0.55 * len(labels) + 1.2))
@@ -326,7 +331,7 @@ def source_behaviour(behaviour: pd.DataFrame) -> Figure | None:
         colour, marker, name = fit_style[fit]
         if part["lo90"].notna().any():
             ax.hlines(y, part["lo90"], part["hi90"], color=colour, lw=2.2)
-        ax.plot(part["mean"], y, marker, color=colour, label=f"{name}: mean and 90% interval")
+        ax.plot(part["mean"], y, marker, color=colour, label=f"{name} (mean, 90% interval)")
     truth = table.drop_duplicates("label").dropna(subset=["truth"])
     ax.plot(
         truth["truth"],
@@ -338,12 +343,14 @@ def source_behaviour(behaviour: pd.DataFrame) -> Figure | None:
         color=PALETTE["vermillion"],
         label="generating value (truth)",
     )
-    ax.set_yticks(range(len(labels)), labels, fontsize=7.5)
+    ax.set_yticks(
+        range(len(labels)), [label.replace(" | ", "\n| ") for label in labels], fontsize=8
+    )
     ax.set_ylim(-0.6, len(labels) - 0.4)
     ax.set_xlim(-0.02, 1.02)
     ax.xaxis.set_major_formatter(PERCENT)
     ax.set_xlabel("probability that the source reports this category for this class")
-    fig.legend(loc="outside upper center", ncols=min(3, len(fits) + 1))
+    fig.legend(loc="outside upper center", ncols=min(3, len(fits) + 1), fontsize=7.5)
     return fig
 
 
@@ -411,32 +418,61 @@ def source_behaviour_profile(table: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def posterior_predictive(ppc: pd.DataFrame) -> Figure | None:
-    """Observed against replicated counts (posterior predictive mean and 90% interval)."""
+def posterior_predictive(
+    ppc: pd.DataFrame | None, misfits: pd.DataFrame | None = None
+) -> Figure | None:
+    """Observed against replicated pattern counts (posterior predictive mean and 90% interval);
+    patterns outside their interval in vermillion, the worst ones numbered."""
     if ppc is None or ppc.empty:
         return None
-    fig, ax = new_figure(HALF)
-    err = None
-    if {"lo90", "hi90"} <= set(ppc.columns):
-        err = np.vstack([ppc["replicated"] - ppc["lo90"], ppc["hi90"] - ppc["replicated"]])
-        err = np.clip(err, 0, None)
-    ax.errorbar(
-        ppc["observed"],
-        ppc["replicated"],
-        yerr=err,
-        fmt="o",
-        ms=3,
-        lw=0.8,
-        color=PALETTE["blue"],
-        ecolor="#9BB8D3",
-    )
-    top = float(max(ppc["observed"].max(), ppc["replicated"].max()) * 1.15 + 1)
-    ax.plot([0.5, top], [0.5, top], color=PALETTE["grey"], lw=1, ls="--", label="y = x")
+    fig, ax = new_figure((TEXT_WIDTH_IN * 0.75, 3.6))
+    inside = ppc["inside"].to_numpy(bool) if "inside" in ppc else np.ones(len(ppc), bool)
+    for mask, colour, label in (
+        (inside, PALETTE["blue"], "observed inside the 90% interval"),
+        (~inside, PALETTE["vermillion"], "observed outside the 90% interval"),
+    ):
+        part = ppc[mask]
+        if part.empty:
+            continue
+        err = None
+        if {"lo90", "hi90"} <= set(part.columns):
+            err = np.clip(
+                np.vstack([part["replicated"] - part["lo90"], part["hi90"] - part["replicated"]]),
+                0,
+                None,
+            )
+        ax.errorbar(
+            part["observed"],
+            part["replicated"],
+            yerr=err,
+            fmt="o",
+            ms=3.5,
+            lw=0.8,
+            color=colour,
+            ecolor=colour,
+            alpha=0.8,
+            label=f"{label} ({len(part)})",
+        )
+    top = float(max(ppc["observed"].max(), ppc["hi90"].max() if "hi90" in ppc else 0) * 1.3 + 1)
+    ax.plot([0, top], [0, top], color=PALETTE["grey"], lw=1, ls="--", label="replicated = observed")
+    if misfits is not None:
+        for number, (_, row) in enumerate(misfits.iterrows(), start=1):
+            ax.annotate(
+                str(number),
+                (row["observed"], row["replicated"]),
+                xytext=(4, -9),
+                textcoords="offset points",
+                fontsize=7.5,
+                fontweight="bold",
+                color=PALETTE["vermillion"],
+            )
     ax.set_xscale("symlog", linthresh=1)
     ax.set_yscale("symlog", linthresh=1)
-    ax.set_xlabel("observed count (persons)")
-    ax.set_ylabel("replicated count (persons)")
-    ax.legend()
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("observed persons with the pattern (all blocks)")
+    ax.set_ylabel("replicated persons (posterior predictive)")
+    ax.legend(loc="upper left", fontsize=7.5)
     return fig
 
 
@@ -575,7 +611,7 @@ def block_map(
 RELIABILITY_STYLE = {
     "high": (PALETTE["blue"], "o"),
     "medium": (PALETTE["orange"], "s"),
-    "low": (PALETTE["vermillion"], "^"),
+    "low": (PALETTE["black"], "^"),
 }
 
 
@@ -703,6 +739,71 @@ def calibration(
     return fig
 
 
+def record_rule_cost(by_status: dict | None) -> Figure | None:
+    """What the record rule decides for persons of each true status (shares of the class)."""
+    if not isinstance(by_status, dict) or not by_status:
+        return None
+    order = [s for s in STATUS_LABELS if s in by_status] + [
+        s for s in by_status if s not in STATUS_LABELS
+    ]
+    citizen_classes = {"native_citizen", "naturalized"}
+    rows = []
+    for status in order:
+        entry = by_status[status] if isinstance(by_status[status], dict) else {}
+        persons = float(entry.get("persons") or 0)
+        if persons <= 0:
+            continue
+        rows.append(
+            (
+                status,
+                persons,
+                float(entry.get("labelled_citizen") or 0) / persons,
+                float(entry.get("labelled_noncitizen") or 0) / persons,
+                float(entry.get("no_definitive_record") or 0) / persons,
+            )
+        )
+    if not rows:
+        return None
+    rows = rows[::-1]
+    fig, ax = new_figure((TEXT_WIDTH_IN, 0.42 * len(rows) + 1.2))
+    y = np.arange(len(rows))
+    left = np.zeros(len(rows))
+    for k, (label, colour) in enumerate(
+        (
+            ("labelled citizen", PALETTE["blue"]),
+            ("labelled noncitizen", PALETTE["vermillion"]),
+            ("no definitive record (county share used)", "#CCCCCC"),
+        )
+    ):
+        values = np.array([row[2 + k] for row in rows])
+        ax.barh(y, values, left=left, color=colour, height=0.65, label=label)
+        for yi, lo, value, row in zip(y, left, values, rows, strict=True):
+            wrong = (k == 0 and row[0] not in citizen_classes) or (
+                k == 1 and row[0] in citizen_classes
+            )
+            if value >= 0.04 or (wrong and value > 0):
+                ax.text(
+                    lo + value / 2 if value >= 0.04 else lo + value + 0.005,
+                    yi,
+                    f"{value:.1%}",
+                    ha="center" if value >= 0.04 else "left",
+                    va="center",
+                    fontsize=7,
+                    color="white" if k < 2 and value >= 0.04 else "black",
+                    fontweight="bold" if wrong else "normal",
+                )
+        left += values
+    ax.set_yticks(
+        y, [f"{STATUS_LABELS.get(row[0], row[0])}\n({int(row[1]):,} persons)" for row in rows]
+    )
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PERCENT)
+    ax.set_xlabel("share of persons of this true status")
+    ax.grid(axis="y", visible=False)
+    fig.legend(loc="outside upper center", ncols=3, fontsize=7.5)
+    return fig
+
+
 def method_errors(metrics: pd.DataFrame, methods: list[str], keys: dict) -> Figure | None:
     """Block MAE/RMSE (persons) and tract/county relative errors, model against baselines."""
     from reports.summaries import metric
@@ -748,53 +849,60 @@ def method_errors(metrics: pd.DataFrame, methods: list[str], keys: dict) -> Figu
     return fig
 
 
-def sensitivity(summary: pd.DataFrame | None) -> Figure | None:
-    """Coverage and error of the model against each sensitivity knob's values."""
-    if summary is None or summary.empty or "knob" not in summary:
+def sensitivity(table: pd.DataFrame | None, band: float = 0.03) -> Figure | None:
+    """One row per sweep run (``summaries.sensitivity_table``): block MAE of the model and the
+    baselines (left) and the model's 90% coverage (right); the baseline run as dashed lines."""
+    if table is None or table.empty or table["model_mae"].isna().all():
         return None
-    part = summary[(summary.get("method", "model") == "model")]
-    if "quantity" in part:
-        part = part[part["quantity"] == "citizens"]
-    from reports.summaries import COVERAGE90_KEYS, MAE_KEYS
-
-    metric_columns = [
-        next(c for c in keys if c in part)
-        for keys in (COVERAGE90_KEYS, MAE_KEYS)
-        if any(c in part for c in keys)
+    table = table.reset_index(drop=True)
+    labels = [
+        "unchanged (baseline)"
+        if knob == "baseline"
+        else f"{knob.replace('_', ' ')} = {value.replace('_', ' ')}"
+        for knob, value in zip(table["knob"], table["value"], strict=True)
     ]
-    knobs = [k for k in dict.fromkeys(part["knob"]) if k != "baseline"]
-    if not metric_columns or not knobs:
-        return None
-    cols = min(len(knobs), 4)
-    blocks_of_rows = math.ceil(len(knobs) / cols)
-    n_rows = len(metric_columns) * blocks_of_rows
-    fig, axes = new_figure(
-        (TEXT_WIDTH_IN, 1.55 * n_rows + 0.6),
-        nrows=n_rows,
-        ncols=cols,
-        squeeze=False,
-        sharey="row",
+    y = np.arange(len(table))
+    fig, (left, right) = new_figure(
+        (TEXT_WIDTH_IN, 0.24 * len(table) + 1.3),
+        ncols=2,
+        sharey=True,
+        gridspec_kw={"width_ratios": [1.4, 1]},
     )
-    base = part[part["knob"] == "baseline"]
-    for k, knob in enumerate(knobs):
-        rows = part[part["knob"] == knob]
-        block, j = divmod(k, cols)
-        for i, column in enumerate(metric_columns):
-            ax = axes[block * len(metric_columns) + i, j]
-            ax.plot(rows["value"].astype(str), rows[column], "o-", color=PALETTE["blue"])
-            if len(base):
-                ax.axhline(float(base[column].iloc[0]), color=PALETTE["grey"], ls="--", lw=1)
-            if "coverage" in column:
-                ax.yaxis.set_major_formatter(PERCENT)
-            if i == len(metric_columns) - 1:
-                ax.set_xlabel(knob.replace("_", " "), fontsize=7.5)
-            if j == 0:
-                ax.set_ylabel("90% coverage" if "coverage" in column else "block MAE\n(persons)")
-            ax.tick_params(labelsize=7)
-    for k in range(len(knobs), blocks_of_rows * cols):
-        block, j = divmod(k, cols)
-        for i in range(len(metric_columns)):
-            axes[block * len(metric_columns) + i, j].set_visible(False)
+    for column, method, marker in (
+        ("record_rule_mae", "record_rule", "s"),
+        ("census_style_mae", "census_style", "^"),
+        ("model_mae", "model", "o"),
+    ):
+        if column in table and table[column].notna().any():
+            left.plot(
+                table[column].astype(float),
+                y,
+                marker,
+                ms=5 if method == "model" else 4,
+                color=METHOD_COLOURS[method],
+                label=_method_label(method),
+                alpha=1 if method == "model" else 0.85,
+            )
+    base = table[table["knob"] == "baseline"]
+    if len(base) and pd.notna(base["model_mae"].iloc[0]):
+        left.axvline(float(base["model_mae"].iloc[0]), color=PALETTE["grey"], ls="--", lw=1)
+    left.set_xlabel("block MAE, citizens (persons)")
+    left.set_xlim(left=0)
+    left.set_yticks(y, labels, fontsize=7.5)
+    left.set_ylim(len(table) - 0.5, -0.5)
+    coverage = table["model_coverage"].astype(float)
+    right.axvspan(0.9 - band, 0.9 + band, color="#E5E5E5", zorder=0)
+    right.axvline(0.9, color=PALETTE["black"], ls="--", lw=0.9, label="nominal 90%")
+    right.plot(coverage, y, "o", ms=5, color=METHOD_COLOURS["model"])
+    low = float(np.nanmin(coverage)) if coverage.notna().any() else 0.8
+    right.set_xlim(max(0.0, min(low, 0.85) - 0.05), 1.0)
+    right.xaxis.set_major_formatter(PERCENT)
+    right.set_xlabel("model 90% coverage, citizens")
+    for ax in (left, right):
+        ax.grid(axis="y", visible=False)
+    handles, names = left.get_legend_handles_labels()
+    h2, n2 = right.get_legend_handles_labels()
+    fig.legend(handles + h2, names + n2, loc="outside upper center", ncols=4, fontsize=7.5)
     return fig
 
 
@@ -833,8 +941,21 @@ def noise_cost(table: pd.DataFrame) -> Figure | None:
             values = part[column].astype(float).to_numpy()
             ax.bar(x + offset, values, width, color=FIT_COLOURS[column], label=label)
             for xi, value in zip(x + offset, values, strict=True):
-                if np.isfinite(value):
-                    text = f"{value:.1%}" if fmt == "pct" else f"{value:.2f}"
+                if not np.isfinite(value):
+                    continue
+                text = f"{value:.1%}" if fmt == "pct" else f"{value:.2f}"
+                if key == "coverage90":  # inside the bar, clear of the nominal line
+                    ax.text(
+                        xi,
+                        value - 0.03,
+                        text,
+                        ha="center",
+                        va="top",
+                        fontsize=6.5,
+                        color="white",
+                        rotation=90,
+                    )
+                else:
                     ax.text(xi, value, text, ha="center", va="bottom", fontsize=6.5)
         if key == "coverage90":
             ax.axhline(0.9, color=PALETTE["black"], ls="--", lw=0.9, label="nominal 90%")
@@ -842,7 +963,7 @@ def noise_cost(table: pd.DataFrame) -> Figure | None:
         else:
             ax.set_ylim(0, float(np.nanmax(part[["exact", "published"]].to_numpy(float))) * 1.2)
         if fmt == "pct":
-            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
         ax.set_xticks(x, quantities)
         ax.set_title(title, fontsize=8.5)
         ax.grid(axis="x", visible=False)

@@ -95,6 +95,113 @@ def _posterior(rng: np.random.Generator) -> xr.DataTree:
     return xr.DataTree.from_dict({"posterior": ds})
 
 
+AGE_GROUPS = ("0-17", "18-34", "35-64", "65+")
+
+
+def _exact_tables_and_parameters(
+    rng: np.random.Generator,
+    run_dir: Path,
+    geography: pd.DataFrame,
+    thetas: dict,
+    posterior: xr.Dataset,
+) -> xr.Dataset:
+    """Write the exact fit's tables (``model/exact_measurements.parquet``,
+    ``model/public_counts.parquet``, ``model/patterns.parquet``) simulated from the fixture's
+    source behaviours, and return ``posterior`` with the class-mix parameters the model's
+    numpy mirror reads (so the report's posterior predictive check runs on the fixture)."""
+    from models.latent_class import parameter_names
+    from models.pipeline import build_problem
+    from pipeline_common.config import load_config
+
+    intercept = np.array([-1.6, -1.3])  # naturalized, noncitizen against native citizens
+    class_share = np.exp(np.r_[0.0, intercept]) / np.exp(np.r_[0.0, intercept]).sum()
+    rows, persons = [], []
+    for block in geography.itertuples():
+        for age in AGE_GROUPS:
+            n = int(rng.integers(0, 25))
+            if n:
+                rows.append((block.block_id, block.tract_id, block.county_id, age, n))
+                persons.append(np.repeat([[len(rows) - 1]], n, axis=0))
+    public = pd.DataFrame(
+        rows, columns=["block_id", "tract_id", "county_id", "age_group", "population"]
+    )
+    group = np.concatenate(persons)[:, 0]
+    klass = rng.choice(3, size=len(group), p=class_share)
+    codes = np.zeros((len(group), len(SOURCES)), dtype=np.int64)
+    for s, source in enumerate(SOURCES):
+        draws, cats = thetas[source]
+        probs = draws.mean(axis=(0, 1))  # (class, category)
+        cdf = probs.cumsum(axis=1)[klass]
+        codes[:, s] = (rng.random(len(group))[:, None] > cdf).sum(axis=1).clip(0, len(cats) - 1)
+    unique, pattern = np.unique(codes, axis=0, return_inverse=True)
+    patterns = pd.DataFrame(
+        {
+            "pattern_id": np.arange(len(unique)),
+            "coarse_pattern_id": 0,
+            **{
+                f"src_{source}": [thetas[source][1][c] for c in unique[:, s]]
+                for s, source in enumerate(SOURCES)
+            },
+        }
+    )
+    cells = (
+        pd.DataFrame({"group": group, "pattern_id": pattern.ravel()})
+        .value_counts()
+        .rename("value")
+        .reset_index()
+    )
+    measurements = pd.DataFrame(
+        {
+            "table": "exact_block_full",
+            "geo_level": "block",
+            "geo_id": public["block_id"].to_numpy()[cells["group"]],
+            "age_group": public["age_group"].to_numpy()[cells["group"]],
+            "pattern_level": "full",
+            "pattern_id": cells["pattern_id"].astype(np.int64),
+            "value": cells["value"].astype(np.int64),
+            "sigma": 0.0,
+        }
+    )
+    model_dir = run_dir / "model"
+    write_parquet(measurements, model_dir / "exact_measurements.parquet")
+    write_parquet(public, model_dir / "public_counts.parquet")
+    write_parquet(patterns, model_dir / "patterns.parquet")
+
+    # Class-mix parameters of the right shapes for the problem those tables make.
+    config = load_config()
+    problem, _ = build_problem(measurements, public, patterns, config["model"], list(AGE_GROUPS))
+    chains, draws = 4, 150
+    shape = (chains, draws)
+    out = posterior.drop_vars(list(posterior.data_vars))
+    sizes = {name: len(labels) for name, _, labels in problem.levels}
+    for name in parameter_names(problem):
+        if name.startswith("theta_"):
+            continue
+        if name == "intercept":
+            value = intercept + rng.normal(0, 0.05, (*shape, 2))
+            dims = ("class_nonref",)
+        elif name == "age_effect":
+            value = rng.normal(0, 0.05, (*shape, 2, len(AGE_GROUPS)))
+            dims = ("class_nonref", "age")
+        elif name.startswith("effect_"):
+            level = name.removeprefix("effect_")
+            value = rng.normal(0, 0.05, (*shape, 2, sizes[level]))
+            dims = ("class_nonref", level)
+        elif name.startswith("z_"):
+            level = name.removeprefix("z_")
+            value = rng.normal(0, 1, (*shape, sizes[level], 2))
+            dims = (level, "class_nonref")
+        else:  # sigma_<level>
+            value = np.abs(rng.normal(0.05, 0.01, (*shape, 2)))
+            dims = ("class_nonref",)
+        out[name] = xr.DataArray(value, dims=("chain", "draw", *dims))
+    return out.assign_coords(
+        class_nonref=["naturalized", "noncitizen"],
+        age=list(AGE_GROUPS),
+        **{name: list(labels) for name, _, labels in problem.levels},
+    )
+
+
 def write_fixture_run(
     run_dir: str | Path, seed: int = 7, bench_dir: str | Path | None = None
 ) -> Path:
@@ -178,7 +285,9 @@ def write_fixture_run(
     behaviour: dict = {}
     for source in SOURCES:
         cats = categories.get(source, ["none", "citizen_hi", "noncitizen_lo"])
-        probs = rng.dirichlet(np.full(len(cats), 2.0), size=len(classes))
+        # "No link" most likely, as in a real run: few distinct evidence patterns.
+        concentration = np.r_[12.0, np.full(len(cats) - 1, 1.5)]
+        probs = rng.dirichlet(concentration, size=len(classes))
         draws = np.stack([rng.dirichlet(p * 400, size=(4, 150)) for p in probs], axis=2)
         thetas[source] = (draws, cats)
         behaviour[source] = {
@@ -231,6 +340,7 @@ def write_fixture_run(
     )
     tree = _posterior(rng)
     posterior = tree["posterior"].to_dataset()
+    posterior = _exact_tables_and_parameters(rng, run_dir, geography, thetas, posterior)
     for source, (draws, cats) in thetas.items():
         posterior[f"theta_{source}"] = xr.DataArray(
             draws,
@@ -246,7 +356,10 @@ def write_fixture_run(
     private = xr.Dataset()
     for source, (draws, cats) in thetas.items():
         noisy = np.stack(
-            [rng.dirichlet(draws[:, :, k, :].mean(axis=(0, 1)) * 120, size=(4, 150)) for k in range(3)],
+            [
+                rng.dirichlet(draws[:, :, k, :].mean(axis=(0, 1)) * 120, size=(4, 150))
+                for k in range(3)
+            ],
             axis=2,
         )
         private[f"theta_{source}"] = xr.DataArray(
@@ -254,6 +367,7 @@ def write_fixture_run(
             dims=("chain", "draw", "class", f"cat_{source}"),
             coords={"class": classes, f"cat_{source}": cats},
         )
+    (run_dir / "privacy" / "model").mkdir(parents=True, exist_ok=True)
     xr.DataTree.from_dict({"posterior": private}).to_netcdf(
         run_dir / "privacy" / "model" / "posterior.nc", engine="h5netcdf"
     )

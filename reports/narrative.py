@@ -219,7 +219,8 @@ def noise_sentences(table: pd.DataFrame, tolerance: float) -> list[Sentence]:
         return exact, published
 
     out = []
-    for quantity in ("citizens", "noncitizens", "cvap"):
+    # noncitizens = population - citizens with population public and exact: same block errors.
+    for quantity in ("citizens", "cvap"):
         exact, published = value(quantity, "mae")
         if exact is None or published is None:
             continue
@@ -453,3 +454,104 @@ def largest(values: dict, n: int = 1) -> list:
 def share_zero(values: pd.Series) -> float:
     """Share of zeros (used to describe how clustered noncitizens are)."""
     return float(np.mean(values.to_numpy() == 0)) if len(values) else float("nan")
+
+
+def sensitivity_sentences(table: pd.DataFrame, tolerance: float) -> list[Sentence]:
+    """Where the sweep shows the model losing to a baseline or its intervals going wrong."""
+    if table is None or table.empty:
+        return []
+
+    def name(row) -> str:
+        if row["knob"] == "baseline":
+            return "the unchanged run"
+        return f"{row['knob'].replace('_', ' ')} = {row['value'].replace('_', ' ')}"
+
+    out = []
+    worse, narrow = [], []
+    for _, row in table.iterrows():
+        baselines = [
+            row[c] for c in ("record_rule_mae", "census_style_mae") if c in row and pd.notna(row[c])
+        ]
+        if pd.notna(row["model_mae"]) and baselines and row["model_mae"] > min(baselines):
+            worse.append(f"{name(row)} ({row['model_mae']:.2f} vs {min(baselines):.2f})")
+        if pd.notna(row["model_coverage"]) and row["model_coverage"] < 0.9 - tolerance:
+            narrow.append(f"{name(row)} ({_pct(row['model_coverage'])})")
+    runs = len(table)
+    if worse:
+        out.append(
+            (
+                "warn",
+                f"In {len(worse)} of {runs} sweep runs the model's block citizen MAE is larger "
+                "than the best baseline's: " + "; ".join(worse) + ".",
+            )
+        )
+    else:
+        out.append(("ok", f"In all {runs} sweep runs the model's block MAE beats both baselines."))
+    if narrow:
+        out.append(
+            (
+                "warn",
+                f"Model 90% intervals are too narrow (coverage below {_pct(0.9 - tolerance, 0)}) "
+                "in " + "; ".join(narrow) + ".",
+            )
+        )
+    else:
+        out.append(("ok", "Model 90% coverage stays within tolerance in every sweep run."))
+    return out
+
+
+def fits_summary_sentence(fits: list[dict], rhat_max: float, ess_min: float) -> list[Sentence]:
+    """One sentence on the sampler health of every fit (for the summary)."""
+    parts, bad = [], False
+    for fit in fits:
+        if not fit.get("available"):
+            parts.append(f"{fit['fit']} fit: diagnostics not found")
+            bad = True
+            continue
+        rhat, ess, div = fit.get("max_rhat"), fit.get("min_ess_bulk"), fit.get("divergences")
+        bits = []
+        if rhat is not None:
+            bits.append(f"largest R-hat {rhat:.3f}")
+            bad |= rhat > rhat_max
+        if ess is not None:
+            bits.append(f"smallest bulk ESS {ess:,.0f}")
+            bad |= ess < ess_min
+        if div is not None:
+            bits.append(f"{int(div):,} divergences")
+            bad |= div > 0
+        parts.append(f"{fit['fit']} fit: " + ", ".join(bits))
+    if not parts:
+        return []
+    verdict = (
+        f"at least one falls short of the targets (R-hat ≤ {rhat_max}, ESS ≥ {ess_min:,.0f}, "
+        "no divergences): sample longer before trusting interval ends"
+        if bad
+        else "both meet the targets"
+    )
+    return [("warn" if bad else "ok", "Sampler: " + "; ".join(parts) + f" — {verdict}.")]
+
+
+def ppc_sentences(ppc: pd.DataFrame | None) -> list[Sentence]:
+    """The posterior predictive check in one sentence (for the summary)."""
+    if ppc is None or ppc.empty:
+        return [("info", "No posterior predictive check could be computed in this run.")]
+    inside = float(ppc["inside"].mean())
+    share = float(ppc.loc[~ppc["inside"], "observed"].sum() / max(ppc["observed"].sum(), 1))
+    if inside >= 0.85:
+        return [
+            (
+                "ok",
+                f"Posterior predictive check: {_pct(inside)} of evidence patterns fall inside "
+                "their replicated 90% interval; the model reproduces the joint answers of the "
+                "sources.",
+            )
+        ]
+    return [
+        (
+            "warn",
+            f"Posterior predictive check: only {_pct(inside)} of evidence patterns fall inside "
+            f"their replicated 90% interval (patterns outside hold {_pct(share)} of persons): "
+            "the sources are not independent given the latent class as the model assumes, so "
+            "its intervals may be too narrow.",
+        )
+    ]

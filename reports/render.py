@@ -256,8 +256,8 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     book.add(
         "convergence",
         conv_fig,
-        "R-hat and effective sample size",
-        "Distribution over every posterior parameter of the rank-normalized R-hat (left; "
+        "R-hat and effective sample size of the exact fit",
+        "Distribution over every posterior parameter of the exact fit of the rank-normalized R-hat (left; "
         "values above the dashed 1.01 line signal chains that disagree) and bulk ESS (right; "
         "values left of the dashed line give noisy interval ends).",
     )
@@ -268,10 +268,13 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             int(settings["rank_plot_panels"]),
             first_key(first_key(diag_raw, "top_parameters", default={}), "names"),
         ),
-        "Rank plots (ArviZ)",
-        "Fractional-rank Delta-ECDF of each chain for the model's top-level parameters "
-        "(arviz-plots plot_rank). Lines inside the grey envelope mean the chains sample the "
-        "same distribution; highlighted points mark ranks where a chain departs from it.",
+        "Rank plots of the exact fit (ArviZ)",
+        "Fractional-rank Delta-ECDF of each chain (one colour per chain) for the exact fit's "
+        "top-level parameters (arviz-plots plot_rank, multi-chain test). Chains that sample "
+        "the same distribution give lines that stay close to the flat zero line and to each "
+        "other; mirror-image arcs mean one chain sits higher than the other. The p-value in "
+        "each panel is the multi-chain uniformity test: below the stated alpha it flags "
+        "chains that disagree, and highlighted points mark the ranks where they do.",
     )
     book.add(
         "behaviour_profile",
@@ -288,9 +291,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     book.add(
         "behaviour",
         F.source_behaviour(
-            pd.concat([behaviour, private_behaviour], ignore_index=True)
-            if both_fits
-            else behaviour
+            pd.concat([behaviour, private_behaviour], ignore_index=True) if both_fits else behaviour
         ),
         "Estimated source behaviour against the generating values",
         "Posterior mean (marker) and 90% interval (bar) of source behaviours whose generating "
@@ -306,17 +307,23 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         + "Open diamonds are the values that generated the synthetic data; a diamond "
         "outside a bar is a behaviour that fit learned wrongly.",
     )
-    ppc_rows = first_key(ctx.get("diagnostics") or {}, "ppc", "posterior_predictive", "pattern_ppc")
-    ppc = pd.DataFrame(ppc_rows) if isinstance(ppc_rows, list) and ppc_rows else None
-    if ppc is not None and not {"observed", "replicated"} <= set(ppc.columns):
-        ppc = None
+    ppc = ctx.get("ppc")
+    misfits = (
+        ppc[~ppc["inside"]].sort_values("miss", ascending=False).head(8)
+        if ppc is not None and not ppc.empty
+        else None
+    )
     book.add(
         "ppc",
-        F.posterior_predictive(ppc),
-        "Posterior predictive check",
-        "Observed counts against counts replicated from the posterior (dot: mean, bar: 90% "
-        "interval), on a symmetric log scale. Points along the dashed diagonal are patterns "
-        "the model reproduces; systematic departures show misfit.",
+        F.posterior_predictive(ppc, misfits),
+        "Posterior predictive check of the exact fit",
+        "Each point is one evidence pattern (what every source says about a person), summed "
+        "over all blocks: its observed count against the count replicated from the posterior "
+        "(dot: mean, bar: 90% interval), both axes on a symmetric log scale. Patterns the model "
+        "reproduces lie on the dashed diagonal with their bar across it (blue); vermillion "
+        "points are patterns whose observed count falls outside the replicated 90% interval, "
+        "numbered as in the table below. Many such points mean the sources are not "
+        "independent given the latent class, as the model assumes.",
     )
 
     # --- estimates
@@ -344,9 +351,17 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         ),
         "Map: estimated noncitizen share",
         "Each square is a block on the synthetic plane (one panel per county, black lines are "
-        "tract boundaries), coloured by "
-        "the published noncitizen estimate divided by the block's population. Noncitizens "
-        "cluster: most blocks are dark, a few are bright.",
+        "tract boundaries), coloured by the published noncitizen estimate divided by the "
+        f"block's population: median block {share.median():.0%}, "
+        f"{int((share > 0.25).sum()):,} of {int(share.notna().sum()):,} blocks above 25%. "
+        + "; ".join(
+            f"county {county}: {value:.0%}"
+            for county, value in (
+                blocks.groupby("county_id")["noncitizens_est"].sum()
+                / blocks.groupby("county_id")["population"].sum().where(lambda v: v > 0)
+            ).items()
+        )
+        + " noncitizen overall. Read each block with the uncertainty map below.",
     )
     book.add(
         "map_width",
@@ -356,13 +371,14 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             width,
             "90% interval width for noncitizens / block population",
             "cividis",
-            vmax=1.0,
+            vmax=float(min(1.0, max(width.quantile(0.98) or 0.0, 0.05))),
             hatch_mask=flags,
         ),
         "Map: uncertainty of the noncitizen estimate",
         "The same blocks coloured by the width of the 90% interval for noncitizens relative "
-        "to the block's population; hatched blocks carry the low-reliability flag. Bright "
-        "blocks are those whose estimate should not be read alone.",
+        f"to the block's population (median {width.median():.0%}; the colour scale ends at "
+        "the 98th percentile); hatched blocks carry the low-reliability flag. Bright "
+        "and hatched blocks are those whose estimate should not be read alone.",
     )
     book.add(
         "width_by_size",
@@ -418,13 +434,31 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "against the record rule and the Census-style baseline.",
     )
 
+    cost = S.person_cost(ctx)
+    raw_cost = first_key(ctx.get("estimates_eval") or {}, "record_rule_cost") or {}
+    book.add(
+        "record_rule_cost",
+        F.record_rule_cost(raw_cost.get("by_status") if isinstance(raw_cost, dict) else None),
+        "What the record rule decides, by true status",
+        "Each bar is the enumerated persons of one true status (known only because the data "
+        "are synthetic): the share the record rule labels citizen (blue), noncitizen "
+        "(vermillion) and leaves without a definitive record (grey; the baseline then uses "
+        "the county's citizen share). Bold numbers are mistakes about people: citizens "
+        "labelled noncitizen, above all naturalized citizens with a stale Numident record, "
+        "and noncitizens labelled citizen.",
+    )
+
     # --- sensitivity and run
     book.add(
         "sensitivity",
-        F.sensitivity(ctx.get("sensitivity")),
+        F.sensitivity(S.sensitivity_table(ctx.get("sensitivity"))),
         "Sensitivity of the model",
-        "The model's 90% coverage and block MAE for citizens as each knob moves (one knob "
-        "per column); the dashed line is the baseline run.",
+        "One row per sweep run, knob changed one at a time. Left: block mean absolute error "
+        "for citizens of the model (blue circles) and of the two baselines; the dashed line is "
+        "the model in the unchanged run. Right: the model's 90% interval coverage against the "
+        "nominal level (grey band: within tolerance). Runs where the blue circle is right of "
+        "the baselines, or the coverage dot left of the band, are conditions in which the "
+        "model should not be trusted as is.",
     )
     book.add(
         "runtime",
@@ -512,6 +546,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             else []
         ),
         "fits": S.fit_diagnostics(ctx),
+        "fits_summary": N.fits_summary_sentence(
+            S.fit_diagnostics(ctx), float(settings["rhat_max"]), float(settings["ess_min"])
+        ),
         "privacy_mode": ctx.get("privacy_mode"),
         "behaviour_sentences": N.behaviour_sentences(behaviour)
         + [
@@ -520,6 +557,17 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             if both_fits
         ],
         "noise": _records(noise),
+        "ppc_summary": None
+        if ppc is None or ppc.empty
+        else {
+            "patterns": len(ppc),
+            "inside": float(ppc["inside"].mean()),
+            "draws": ppc.attrs.get("draws"),
+            "persons_outside": float(ppc.loc[~ppc["inside"], "observed"].sum()),
+            "persons": float(ppc["observed"].sum()),
+        },
+        "ppc_misfits": _records(misfits),
+        "ppc_sentences": N.ppc_sentences(ppc),
         "noise_sentences": N.noise_sentences(noise, float(settings["coverage_tolerance"])),
         "model_description": first_key(diag, "description", "model_description"),
         "size_sentences": N.block_size_sentences(
@@ -535,12 +583,13 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "metrics": metric_rows,
         "coverage_sentences": N.coverage_sentences(curve, float(settings["coverage_tolerance"])),
         "method_sentences": N.method_sentences(metrics, methods),
-        "person_cost": S.person_cost(ctx),
+        "person_cost": cost,
         "sensitivity_ran": ctx.get("sensitivity") is not None,
-        "sensitivity_rows": _records(ctx.get("sensitivity"), limit),
-        "sensitivity_columns": list(ctx["sensitivity"].columns)
-        if ctx.get("sensitivity") is not None
-        else [],
+        "sensitivity_rows": _records(S.sensitivity_table(ctx.get("sensitivity"))),
+        "sensitivity_sentences": N.sensitivity_sentences(
+            S.sensitivity_table(ctx.get("sensitivity")), float(settings["coverage_tolerance"])
+        ),
+        "sensitivity_path": ctx.get("sensitivity_path"),
         "config_hash": first_key(metadata, "config_hash") or config_hash(config),
         "config_hash_origin": "published/metadata.json"
         if first_key(metadata, "config_hash")

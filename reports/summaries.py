@@ -234,6 +234,11 @@ def method_metrics(ctx: dict) -> pd.DataFrame:
         for quantity, metrics in by_quantity.items():
             if not isinstance(metrics, dict):
                 continue
+            county_mean = _county_mean_abs(metrics)
+            if county_mean is not None and "county_mean_abs_rel_error" not in metrics:
+                # Derived from the per-county entries, so county error reads as a mean
+                # (like the tract one) rather than the worst county.
+                metrics = {**metrics, "county_mean_abs_rel_error": county_mean}
             for metric, value in metrics.items():
                 if numeric(value) is not None:
                     rows.append(
@@ -764,3 +769,52 @@ def noise_cost(ctx: dict) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=columns)
+
+
+def sensitivity_table(summary: pd.DataFrame | None, quantity: str = "citizens") -> pd.DataFrame:
+    """One row per sweep run (knob, value) for ``quantity``: the model's block MAE, 90%
+    coverage, interval width and county error beside the baselines' block MAE.
+
+    ``results/sensitivity/summary.csv`` has one row per knob, value, method and quantity; the
+    report shows this compact view (the full table stays in the CSV and summary.html).
+    """
+    columns = [
+        "knob",
+        "value",
+        "model_mae",
+        "model_coverage",
+        "model_width",
+        "model_county",
+        "record_rule_mae",
+        "census_style_mae",
+    ]
+    if summary is None or summary.empty or not {"knob", "value"} <= set(summary.columns):
+        return pd.DataFrame(columns=columns)
+    part = summary
+    if "quantity" in part:
+        part = part[part["quantity"].astype(str) == quantity]
+    if "method" not in part:
+        part = part.assign(method="model")
+
+    def pick(frame: pd.DataFrame, keys: tuple[str, ...]) -> pd.Series:
+        name = next((k for k in keys if k in frame), None)
+        return frame[name] if name else pd.Series(np.nan, index=frame.index)
+
+    rows = []
+    for (knob, value), group in part.groupby(["knob", "value"], sort=False):
+        by_method = {m: g for m, g in group.groupby("method")}
+        model = by_method.get("model")
+        row = {"knob": str(knob), "value": str(value)}
+        if model is not None:
+            row["model_mae"] = numeric(pick(model, MAE_KEYS).iloc[0])
+            row["model_coverage"] = numeric(pick(model, COVERAGE90_KEYS).iloc[0])
+            row["model_width"] = numeric(pick(model, WIDTH_KEYS).iloc[0])
+            row["model_county"] = numeric(pick(model, COUNTY_KEYS).iloc[0])
+        for method in ("record_rule", "census_style"):
+            if method in by_method:
+                row[f"{method}_mae"] = numeric(pick(by_method[method], MAE_KEYS).iloc[0])
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=columns)
+    # The unchanged baseline run first, then knobs in the file's order.
+    order = (table["knob"] != "baseline").astype(int)
+    return table.assign(_o=order).sort_values("_o", kind="stable").drop(columns="_o")

@@ -219,4 +219,6 @@ def test_sensitivity_section_when_summary_exists(tmp_path, config):
     html = (tmp_path / "out.html").read_text()
     assert "sensitivity analysis was not run" not in html
     assert "sensitivity" in {figure["key"] for figure in result.figures}
-    assert "acs_misreport" in html
+    assert "acs misreport" in html
+    # The model's coverage in the acs_misreport=2 run (86%) is below 90% - 3%: said in words.
+    assert "too narrow (coverage below 87%) in acs misreport = 2 (86.0%)" in html

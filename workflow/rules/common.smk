@@ -20,6 +20,17 @@ SOURCES = [
 ]
 ENV = "../envs/pipeline.yaml"
 
+# The model refitted to the privacy stage's noisy measurements (publication reads it).
+PRIVATE_MODEL = f"{RESULTS}/privacy/model"
+
+
+def published_fit(name):
+    """The fit publication reads: the noise-aware refit, or the exact fit without privacy."""
+    if config["privacy"]["mode"] == "none":
+        return f"{RESULTS}/model/{name}"
+    return f"{PRIVATE_MODEL}/{name}"
+
+
 # Each stage file appends the targets a full run must build.
 FINAL_TARGETS = []
 

@@ -3,14 +3,6 @@
 # privacy_fit, privacy_predict: the model refitted to the noisy measurements, with the noise
 #   variance in its likelihood (skipped under privacy mode none: the exact fit is used).
 # publish: post-processing of those draws into published/ (the only writer there).
-PRIVATE_MODEL = f"{RESULTS}/privacy/model"
-
-
-def published_fit(name):
-    """The fit publication reads: the noise-aware refit, or the exact fit without privacy."""
-    if config["privacy"]["mode"] == "none":
-        return f"{RESULTS}/model/{name}"
-    return f"{PRIVATE_MODEL}/{name}"
 
 
 # evaluate_published: published tables against the truth (evaluation only).

@@ -15,6 +15,10 @@ REPORT_INPUTS = {
     "linkage_eval": f"{RESULTS}/evaluation/linkage.json",
     "diagnostics": f"{RESULTS}/model/diagnostics.json",
     "posterior": f"{RESULTS}/model/posterior.nc",
+    # The exact fit's tables: the report replicates them for the posterior predictive check.
+    "exact_measurements": f"{RESULTS}/model/exact_measurements.parquet",
+    "exact_public_counts": f"{RESULTS}/model/public_counts.parquet",
+    "patterns": f"{RESULTS}/model/patterns.parquet",
     "parameters": f"{RESULTS}/truth/parameters.json",
     "ledger": f"{RESULTS}/privacy/ledger.json",
     "blocks": f"{RESULTS}/published/blocks.csv",

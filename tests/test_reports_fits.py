@@ -1,0 +1,108 @@
+"""The report presents both model fits (exact and privacy), what the noise costs, and a
+posterior predictive check it computes itself; checked on the fixture run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pipeline_common.config import load_config
+from reports.data import open_posterior
+from reports.fixture import write_fixture_run
+from reports.ppc import exact_fit_ppc
+from reports.render import render_html
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(overrides={"report": {"dpi": 150}})
+
+
+@pytest.fixture(scope="module")
+def fixture_run(tmp_path_factory):
+    return write_fixture_run(tmp_path_factory.mktemp("fits") / "results" / "fx")
+
+
+@pytest.fixture(scope="module")
+def rendered(fixture_run, config):
+    return render_html(fixture_run, config)
+
+
+def test_diagnostics_table_has_both_fits(rendered):
+    html = rendered.html
+    assert "Exact fit (model/)" in html and "Privacy fit (privacy/model/)" in html
+    # The fixture's privacy fit has 2 divergences and ESS 288: the report must say so.
+    assert "Privacy fit (published): 2 divergent transitions" in html
+    assert "Privacy fit (published): smallest bulk ESS is 288 draws" in html
+    assert "Exact fit: no divergent transitions." in html
+
+
+def test_noise_cost_compares_exact_fit_with_published(rendered):
+    html = rendered.html
+    keys = {figure["key"] for figure in rendered.figures}
+    assert "noise_cost" in keys
+    # Fixture: exact-fit block MAE 1.20 (estimates.json), published 1.40 (published.json);
+    # inclusive coverage 93.0% against 88.0%.
+    assert "1.20 → <strong>1.40</strong>" in html
+    assert "93.0% → <strong>88.0%</strong>" in html
+    assert "1.20 persons for the exact fit and 1.40 for the published estimates (+17%)" in html
+
+
+def test_privacy_fit_missing_is_reported(tmp_path, config):
+    run_dir = write_fixture_run(tmp_path / "results" / "fx")
+    (run_dir / "privacy" / "model" / "diagnostics.json").unlink()
+    result = render_html(run_dir, config)
+    assert any(path.endswith("privacy/model/diagnostics.json") for path in result.missing)
+    assert "diagnostics.json not found" in result.html
+
+
+def test_privacy_mode_none_has_no_privacy_fit(tmp_path):
+    config = load_config(overrides={"privacy": {"mode": "none"}, "report": {"dpi": 150}})
+    run_dir = write_fixture_run(tmp_path / "results" / "fx")
+    shutil.rmtree(run_dir / "privacy" / "model")
+    result = render_html(run_dir, config)
+    assert not any("privacy/model" in path for path in result.missing)
+    assert "Privacy fit (privacy/model/)" not in result.html
+    assert "Exact fit (model/)" in result.html
+
+
+def test_ppc_is_drawn_and_explained(rendered):
+    assert "ppc" in {figure["key"] for figure in rendered.figures}
+    assert "fall inside their" in rendered.html
+
+
+def test_ppc_detects_a_wrong_source_behaviour(fixture_run, config):
+    posterior = open_posterior(fixture_run / "model" / "posterior.nc", [])
+    good = exact_fit_ppc(fixture_run, config, posterior)
+    assert good is not None and good["inside"].mean() > 0.85
+    # The same posterior with the Numident's categories reversed for every class no longer
+    # reproduces the data: most heavy patterns fall outside their replicated intervals.
+    ds = posterior["posterior"].to_dataset()
+    theta = ds["theta_ssa_numident"]
+    ds["theta_ssa_numident"] = theta.copy(data=theta.to_numpy()[..., ::-1])
+    wrong = exact_fit_ppc(fixture_run, config, xr.DataTree.from_dict({"posterior": ds}))
+    assert wrong["inside"].mean() < good["inside"].mean() - 0.2
+
+    def heavy_inside(table):
+        return table.loc[table["observed"] >= np.quantile(table["observed"], 0.9), "inside"].mean()
+
+    assert heavy_inside(wrong) < heavy_inside(good) - 0.3
+
+
+def test_sensitivity_absent_says_how_to_produce_it(rendered):
+    assert "snakemake sensitivity --cores 2 --nolock" in rendered.html
+
+
+def test_published_json_without_block_metrics_means_no_noise_table(tmp_path, config):
+    run_dir = write_fixture_run(tmp_path / "results" / "fx")
+    path = run_dir / "evaluation" / "published.json"
+    published = json.loads(path.read_text())
+    published["block"] = {}
+    path.write_text(json.dumps(published))
+    result = render_html(run_dir, config)
+    assert "noise_cost" not in {figure["key"] for figure in result.figures}
+    assert "cost of the privacy noise in accuracy is not measured" in result.html
