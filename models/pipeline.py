@@ -54,18 +54,11 @@ from models.tabulate import (
 )
 from pipeline_common.ages import adult_age_groups
 from pipeline_common.errors import InputError, require_columns
+from pipeline_common.sources import SOURCES as ALL_SOURCES
 
 log = logging.getLogger(__name__)
 
-SOURCES = [
-    "ssa_numident",
-    "uscis_naturalizations",
-    "uscis_lpr",
-    "cbp_ice",
-    "state_passports",
-    "irs_itin",
-    "acs",
-]
+SOURCES = list(ALL_SOURCES)
 CLASSES = ["native_citizen", "naturalized", "noncitizen"]
 CITIZEN_CLASSES = (0, 1)
 

@@ -253,6 +253,18 @@ def read_benchmarks(bench_dir: Path | None) -> pd.DataFrame | None:
 THETA_ONLY = "theta_"
 
 
+def exact_fit_block_means(path: Path) -> pd.DataFrame | None:
+    """Posterior mean per block of the exact fit (``model/block_draws.parquet``), or None.
+
+    Only used to show how far the privacy noise moves each block's published estimate.
+    """
+    if not path.exists():
+        return None
+    draws = pd.read_parquet(path, columns=["block_id", *QUANTITIES])
+    draws["block_id"] = draws["block_id"].astype(str)
+    return draws.groupby("block_id", sort=True)[list(QUANTITIES)].mean().reset_index()
+
+
 def open_posterior(path: Path, missing: list[str], only_prefix: str | None = None):
     """The posterior DataTree (``xr.open_datatree`` with h5netcdf), or None if absent.
 
@@ -365,6 +377,7 @@ def load_run(
     }
     from reports.ppc import exact_fit_ppc
 
+    context["exact_blocks"] = exact_fit_block_means(run_dir / "model" / "block_draws.parquet")
     try:
         context["ppc"] = exact_fit_ppc(run_dir, config, context["posterior"])
     except Exception as exc:  # optional check: the report says why it is missing, never fails

@@ -641,8 +641,8 @@ def interval_width_by_size(blocks: pd.DataFrame, quantity: str = "noncitizens") 
             ax.scatter(
                 population[mask],
                 values[mask],
-                s=8,
-                alpha=0.65,
+                s=14 if level == "low" else 9,
+                alpha=0.7,
                 color=colour,
                 marker=marker,
                 linewidths=0,
@@ -935,8 +935,8 @@ def noise_cost(table: pd.DataFrame) -> Figure | None:
     for ax, (key, title, fmt) in zip(axes.flat, panels, strict=False):
         part = table[table["metric"] == key].set_index("quantity").reindex(quantities)
         for offset, column, label in (
-            (-width / 2, "exact", "exact-fit model (not published)"),
-            (width / 2, "published", "published (noisy measurements)"),
+            (-width / 2, "exact", "exact fit (not published)"),
+            (width / 2, "published", "published (fit to noisy tables)"),
         ):
             values = part[column].astype(float).to_numpy()
             ax.bar(x + offset, values, width, color=FIT_COLOURS[column], label=label)
@@ -975,7 +975,40 @@ def noise_cost(table: pd.DataFrame) -> Figure | None:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="outside upper center", ncols=3)
+    fig.legend(handles, labels, loc="outside upper center", ncols=3, fontsize=7.5)
+    return fig
+
+
+def noise_shift(blocks: pd.DataFrame, exact: pd.DataFrame | None) -> Figure | None:
+    """Published block estimate against the exact fit's, for noncitizens and CVAP, coloured
+    by block population: how far the privacy noise moves each block."""
+    if exact is None or exact.empty:
+        return None
+    merged = blocks.merge(exact, on="block_id", how="inner", suffixes=("", "_exact"))
+    merged = merged[merged["population"] > 0]
+    if merged.empty:
+        return None
+    fig, axes = new_figure((TEXT_WIDTH_IN, 3.0), ncols=2)
+    norm = mpl.colors.LogNorm(
+        vmin=max(1, merged["population"].min()), vmax=merged["population"].max()
+    )
+    for ax, quantity in zip(axes, ("noncitizens", "cvap"), strict=True):
+        x = merged[quantity].astype(float)
+        y = merged[f"{quantity}_est"].astype(float)
+        points = ax.scatter(
+            x, y, c=merged["population"], cmap="viridis", norm=norm, s=7, alpha=0.75, linewidths=0
+        )
+        top = float(max(x.max(), y.max()) * 1.05 + 1)
+        ax.plot([0, top], [0, top], color=PALETTE["grey"], ls="--", lw=1)
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_aspect("equal")
+        shift = float((y - x).abs().mean())
+        ax.set_title(f"block {quantity}: mean |shift| {shift:.1f} persons", fontsize=8.5)
+        ax.set_xlabel("exact fit, posterior mean (persons)")
+        ax.set_ylabel("published estimate (persons)")
+    bar = fig.colorbar(points, ax=axes, shrink=0.85)
+    bar.set_label("block population (log scale)")
     return fig
 
 

@@ -423,6 +423,8 @@ def write_fixture_run(
     write_parquet(blocks, published / "blocks.parquet")
     draws = _draws(rng, blocks)
     write_parquet(draws, published / "draws.parquet")
+    # The exact fit's block draws (model/): the published ones before the privacy noise.
+    write_parquet(_draws(rng, blocks), run_dir / "model" / "block_draws.parquet")
     for name, level in (("tracts", "tract_id"), ("counties", "county_id")):
         table = aggregate_draws(draws, blocks, level).drop(columns="blocks")
         write_text(table.to_csv(index=False), published / f"{name}.csv")

@@ -38,8 +38,8 @@ def coverage_sentences(curve: pd.DataFrame, tolerance: float) -> list[Sentence]:
             out.append(
                 (
                     "ok",
-                    f"Model 90% intervals for block {quantity} covered the true count "
-                    f"in {_pct(value)} of blocks, within {_pct(tolerance, 0)} of the nominal "
+                    f"Model (exact fit) 90% intervals for block {quantity} covered the true "
+                    f"count in {_pct(value)} of blocks, within {_pct(tolerance, 0)} of the nominal "
                     "90%: the stated uncertainty is honest at this level.",
                 )
             )
@@ -47,8 +47,8 @@ def coverage_sentences(curve: pd.DataFrame, tolerance: float) -> list[Sentence]:
             out.append(
                 (
                     "warn",
-                    f"Model 90% intervals for block {quantity} covered the true "
-                    f"count in only {_pct(value)} of blocks ({_pct(-gap)} below nominal): the "
+                    f"Model (exact fit) 90% intervals for block {quantity} covered the "
+                    f"true count in only {_pct(value)} of blocks ({_pct(-gap)} below nominal): the "
                     "intervals are too narrow and overstate the precision of the estimates.",
                 )
             )
@@ -56,8 +56,8 @@ def coverage_sentences(curve: pd.DataFrame, tolerance: float) -> list[Sentence]:
             out.append(
                 (
                     "warn",
-                    f"Model 90% intervals for block {quantity} covered the true "
-                    f"count in {_pct(value)} of blocks ({_pct(gap)} above nominal): the "
+                    f"Model (exact fit) 90% intervals for block {quantity} covered the "
+                    f"true count in {_pct(value)} of blocks ({_pct(gap)} above nominal): the "
                     "intervals are wider than they need to be (conservative).",
                 )
             )
@@ -230,7 +230,13 @@ def noise_sentences(table: pd.DataFrame, tolerance: float) -> list[Sentence]:
             (
                 level,
                 f"Block {quantity}: mean absolute error {exact:.2f} persons for the exact fit "
-                f"and {published:.2f} for the published estimates ({_signed_pct(ratio - 1)}).",
+                f"and {published:.2f} for the published estimates ({_signed_pct(ratio - 1)})"
+                + (
+                    ": most of the published error comes from the privacy noise, not the model"
+                    if ratio > 2
+                    else ""
+                )
+                + ".",
             )
         )
     for quantity in ("citizens", "cvap"):
@@ -239,7 +245,7 @@ def noise_sentences(table: pd.DataFrame, tolerance: float) -> list[Sentence]:
             continue
         w_exact, w_published = value(quantity, "width")
         widths = (
-            f"; mean width {w_exact:.1f} -> {w_published:.1f} persons"
+            f"; mean width {w_exact:.1f} → {w_published:.1f} persons"
             if w_exact is not None and w_published is not None
             else ""
         )
@@ -255,6 +261,20 @@ def noise_sentences(table: pd.DataFrame, tolerance: float) -> list[Sentence]:
                 "warn" if low else "ok",
                 f"Block {quantity} 90% intervals covered the truth in {exact_text}"
                 f"{_pct(published)} for the published estimates{widths}: {verdict}.",
+            )
+        )
+    exact, published = value("citizens", "bias")
+    mae = value("citizens", "mae")[1]
+    if published is not None and mae and abs(published) > 0.3 * mae:
+        direction = "under" if published < 0 else "over"
+        exact_text = f" (exact fit {exact:+.2f})" if exact is not None else ""
+        out.append(
+            (
+                "warn",
+                f"The published block citizen estimates are biased: on average {published:+.2f} "
+                f"persons per block{exact_text}, so summed over many blocks they "
+                f"{direction}state citizens; the bias adds up in larger areas where random "
+                "errors cancel.",
             )
         )
     exact, published = value("citizens", "county_mean")
@@ -275,8 +295,12 @@ def _signed_pct(change: float) -> str:
     return f"{'+' if change >= 0 else '−'}{abs(change) * 100:.0f}%"
 
 
-def behaviour_sentences(behaviour: pd.DataFrame) -> list[Sentence]:
-    """Does each estimated source behaviour agree with the value that generated the data?"""
+def behaviour_sentences(behaviour: pd.DataFrame, fit: str = "") -> list[Sentence]:
+    """Does each estimated source behaviour agree with the value that generated the data?
+
+    With ``fit`` (e.g. "Privacy fit") only the behaviours it learned wrongly are listed, after
+    one sentence counting those it learned right.
+    """
     table = behaviour.dropna(subset=["mean", "truth"])
     if table.empty:
         return [
@@ -286,29 +310,41 @@ def behaviour_sentences(behaviour: pd.DataFrame) -> list[Sentence]:
                 "(the model's diagnostics or the truth parameters lack them).",
             )
         ]
-    out = []
+    out, right = [], 0
     for _, row in table.iterrows():
         has_interval = pd.notna(row["lo90"]) and pd.notna(row["hi90"])
         inside = has_interval and row["lo90"] <= row["truth"] <= row["hi90"]
+        right += int(inside)
+        if fit and inside:
+            continue
         interval = (
-            f" (90% interval {_pct(row['lo90'])}-{_pct(row['hi90'])})"
+            f" (90% interval {_pct(row['lo90'])}–{_pct(row['hi90'])})"
             if has_interval
             else " (no interval: posterior draws not available)"
         )
         verdict = (
-            "the generating value lies inside the interval"
+            "inside the interval"
             if inside
-            else "the generating value lies outside the interval: the model learned this "
-            "behaviour wrongly"
+            else "outside the interval: learned wrongly"
             if has_interval
             else "compare by eye"
         )
+        prefix = f"{fit}: " if fit else ""
         out.append(
             (
                 "ok" if inside else ("warn" if has_interval else "info"),
-                f"{row['label']}: estimated {_pct(row['mean'])}{interval}, generating value "
-                f"{_pct(row['truth'])} ({row.get('truth_note', '')}); {verdict}.",
+                f"{prefix}{row['label']}: estimated {_pct(row['mean'])}{interval}, "
+                f"generating value {_pct(row['truth'])}, {verdict}.",
             )
+        )
+    if fit:
+        out.insert(
+            0,
+            (
+                "ok" if right == len(table) else "info",
+                f"{fit}: {right} of {len(table)} behaviours have the generating value inside "
+                "their 90% interval.",
+            ),
         )
     return out
 

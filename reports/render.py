@@ -287,11 +287,13 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     )
     behaviour = S.source_behaviour(ctx)
     private_behaviour = S.source_behaviour(ctx, fit="privacy")
-    both_fits = not private_behaviour.empty
+    both_fits = not private_behaviour.empty and not behaviour.empty
     book.add(
         "behaviour",
         F.source_behaviour(
-            pd.concat([behaviour, private_behaviour], ignore_index=True) if both_fits else behaviour
+            pd.DataFrame(behaviour.to_dict("records") + private_behaviour.to_dict("records"))
+            if both_fits
+            else behaviour
         ),
         "Estimated source behaviour against the generating values",
         "Posterior mean (marker) and 90% interval (bar) of source behaviours whose generating "
@@ -304,8 +306,10 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             if both_fits
             else ""
         )
-        + "Open diamonds are the values that generated the synthetic data; a diamond "
-        "outside a bar is a behaviour that fit learned wrongly.",
+        + "Open diamonds are the values that generated the synthetic data (truth/"
+        "parameters.json; for the 'links' rows, the source's realized coverage of the class "
+        "times its share of records that were shared and linked); a diamond outside a bar "
+        "is a behaviour that fit learned wrongly.",
     )
     ppc = ctx.get("ppc")
     misfits = (
@@ -400,7 +404,14 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "(diamonds); the total is the release's privacy loss.",
     )
 
-    noise = S.noise_cost(ctx)
+    # Under privacy mode none nothing was noised: publication is the exact fit itself.
+    noised = ctx.get("privacy_mode") != "none"
+    noise = S.noise_cost(ctx) if noised else pd.DataFrame()
+    noise_sentences = (
+        N.noise_sentences(noise, float(settings["coverage_tolerance"]))
+        if ctx.get("privacy_mode") != "none"
+        else []
+    )
     book.add(
         "noise_cost",
         F.noise_cost(noise),
@@ -411,6 +422,17 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "width panels are the price of privacy; in the coverage panel, bars should stay near "
         "the dashed 90% line: a published bar well below it means the intervals do not "
         "account for all of the noise.",
+    )
+
+    book.add(
+        "noise_shift",
+        F.noise_shift(blocks, ctx.get("exact_blocks")) if noised else None,
+        "How far the noise moves each block",
+        "Each dot is a block: its published estimate (the fit to noisy measurements) against "
+        "the exact fit's posterior mean, coloured by the block's population. Dots on the "
+        "dashed diagonal were not moved by the privacy noise; the spread around it is the "
+        "noise as it reaches the published numbers, largest in relative terms for small "
+        "(dark) blocks. No truth is used here.",
     )
 
     # --- validation
@@ -551,11 +573,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         ),
         "privacy_mode": ctx.get("privacy_mode"),
         "behaviour_sentences": N.behaviour_sentences(behaviour)
-        + [
-            (level, f"Privacy fit: {text}")
-            for level, text in N.behaviour_sentences(private_behaviour)
-            if both_fits
-        ],
+        + (N.behaviour_sentences(private_behaviour, "Privacy fit") if both_fits else []),
         "noise": _records(noise),
         "ppc_summary": None
         if ppc is None or ppc.empty
@@ -568,7 +586,15 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         },
         "ppc_misfits": _records(misfits),
         "ppc_sentences": N.ppc_sentences(ppc),
-        "noise_sentences": N.noise_sentences(noise, float(settings["coverage_tolerance"])),
+        "noise_sentences": noise_sentences,
+        # Summary: the citizen error of the published estimates and whether their intervals
+        # still cover (or, without an evaluation, that the cost is unmeasured).
+        "summary_noise": noise_sentences[:1]
+        + [
+            item
+            for item in noise_sentences[1:]
+            if "intervals covered" in item[1] or "are biased" in item[1]
+        ],
         "model_description": first_key(diag, "description", "model_description"),
         "size_sentences": N.block_size_sentences(
             blocks, int(settings["small_block"]), int(settings["large_block"])

@@ -471,6 +471,56 @@ BEHAVIOUR_CHECKS = (
 )
 
 
+NONCITIZEN_STATUSES = ("lpr", "temporary", "unauthorized")
+LINKED = {"citizen", "naturalized", "noncitizen", "lpr", "unknown"}
+
+
+def _coverage_truth(source: str, klass: str):
+    """Generating share of persons of latent class ``klass`` whom ``source`` holds a record of
+    (``realized.source_coverage_by_status``; noncitizen statuses weighted by their shares)."""
+
+    def truth(parameters: Any) -> float | None:
+        coverage = _truth_value_dict(parameters, f"realized.source_coverage_by_status.{source}")
+        if klass != "noncitizen":
+            return coverage.get(klass)
+        shares = _truth_value_dict(parameters, "realized.status_shares")
+        statuses = [s for s in NONCITIZEN_STATUSES if s in coverage and s in shares]
+        weight = sum(shares[s] for s in statuses)
+        if not statuses or weight <= 0:
+            return None
+        return sum(coverage[s] * shares[s] for s in statuses) / weight
+
+    return truth
+
+
+CLASS_WORDS = {
+    "native_citizen": "native-born citizen",
+    "naturalized": "naturalized citizen",
+    "noncitizen": "noncitizen",
+}
+COVERAGE_CHECKS = (
+    ("state_passports", "native_citizen"),
+    ("state_passports", "naturalized"),
+    ("uscis_naturalizations", "naturalized"),
+    ("cbp_ice", "noncitizen"),
+    ("irs_itin", "noncitizen"),
+)
+BEHAVIOUR_CHECKS = BEHAVIOUR_CHECKS + tuple(
+    {
+        "label": f"{SOURCE_LABELS[source]} links | {CLASS_WORDS[klass]}",
+        "source": source,
+        "latent_class": klass,
+        "numerator": LINKED,
+        "denominator": LINKED | {"none"},
+        "truth": _coverage_truth(source, klass),
+        "truth_note": "realized share of the class the source holds a record of, times the "
+        "source's share of records that were shared and linked",
+        "adjust_linked": True,
+    }
+    for source, klass in COVERAGE_CHECKS
+)
+
+
 def source_behaviour(ctx: dict, fit: str = "exact") -> pd.DataFrame:
     """Estimated source behaviours (posterior mean, 90% interval) beside generating values.
 
@@ -485,6 +535,12 @@ def source_behaviour(ctx: dict, fit: str = "exact") -> pd.DataFrame:
     rows = []
     for check in BEHAVIOUR_CHECKS:
         truth = check["truth"](parameters)
+        if truth is not None and check.get("adjust_linked"):
+            # Records withheld by policy or not linked never reach the model: the generating
+            # value of a linked share is the coverage times the linked share of records.
+            entry = withheld_entry(ctx.get("withheld"), check["source"])
+            records, linked = numeric(entry.get("records_in")), numeric(entry.get("records_linked"))
+            truth = truth * linked / records if records and linked is not None else None
         draws = _posterior_conditional(
             ctx.get(f"{prefix}posterior"),
             check["source"],
@@ -682,6 +738,16 @@ def fit_diagnostics(ctx: dict) -> list[dict[str, Any]]:
         )
     for fit, diag, reads in fits:
         diag = diag if isinstance(diag, dict) else {}
+        tables = first_key(diag, "measurement_tables", default=[]) or []
+        noisy = [t for t in tables if isinstance(t, dict) and (numeric(t.get("sigma")) or 0) > 0]
+        if noisy:
+            reads = "noisy tables: " + "; ".join(
+                f"{t.get('table', '?')} ({int(numeric(t.get('rows')) or 0):,} cells, "
+                f"noise s.d. {numeric(t.get('sigma')):.2g})"
+                for t in noisy
+            )
+        elif numeric(first_key(diag, "n_cells")):
+            reads = f"exact block × age × pattern cells ({int(diag['n_cells']):,})"
         rows.append(
             {
                 "fit": fit,
@@ -719,6 +785,7 @@ def _county_mean_abs(by_quantity: dict) -> float | None:
 NOISE_METRICS = (
     ("mae", "Block MAE (persons)", ("block_mae",), ("mae",)),
     ("rmse", "Block RMSE (persons)", ("block_rmse",), ("rmse",)),
+    ("bias", "Block bias (persons, est. − true)", ("block_bias",), ("bias",)),
     ("coverage90", "Block 90% coverage", ("coverage90_inclusive",), ("coverage90",)),
     ("width", "Mean 90% width (persons)", ("mean_width90",), ("mean_width90",)),
     ("tract", "Tract mean abs. rel. error", ("tract_mean_abs_rel_error",), ()),

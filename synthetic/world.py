@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from pipeline_common.io import write_json, write_parquet
 from pipeline_common.rng import stage_rng
+from pipeline_common.sources import SOURCES
 from synthetic import errors, sources
 from synthetic.geography import build_blocks, county_targets, layout_geography, load_county_table
 from synthetic.identities import assign_identities
@@ -36,15 +37,6 @@ from synthetic.population import (
 
 log = logging.getLogger(__name__)
 
-SOURCES = (
-    "ssa_numident",
-    "uscis_naturalizations",
-    "uscis_lpr",
-    "cbp_ice",
-    "state_passports",
-    "irs_itin",
-    "acs",
-)
 DATE_COLUMNS = (
     "dob",
     "application_date",

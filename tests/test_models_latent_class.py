@@ -73,7 +73,9 @@ def test_three_diagnostic_tests_without_gold_standard():
             lo, hi = np.quantile(draws, [0.05, 0.95])
             inside += lo <= value <= hi
             assert abs(draws.mean() - value) < 0.08
-    assert inside >= 5  # of 6 at 90%
+    # Of 6 calibrated 90% intervals, 4 or more cover with probability 0.98 (5 or more: 0.89,
+    # too tight for a test); the mean-error bound above catches a biased fit.
+    assert inside >= 4
 
 
 def test_simulation_based_calibration():

@@ -52,12 +52,19 @@ def test_noise_cost_compares_exact_fit_with_published(rendered):
     assert "1.20 persons for the exact fit and 1.40 for the published estimates (+17%)" in html
 
 
-def test_privacy_fit_missing_is_reported(tmp_path, config):
+def test_missing_privacy_fit_and_published_metrics_are_reported(tmp_path, config):
     run_dir = write_fixture_run(tmp_path / "results" / "fx")
     (run_dir / "privacy" / "model" / "diagnostics.json").unlink()
+    path = run_dir / "evaluation" / "published.json"
+    published = json.loads(path.read_text())
+    published["block"] = {}
+    path.write_text(json.dumps(published))
     result = render_html(run_dir, config)
     assert any(path.endswith("privacy/model/diagnostics.json") for path in result.missing)
     assert "diagnostics.json not found" in result.html
+    # Without block metrics of the published tables the noise cost is not measured: said so.
+    assert "noise_cost" not in {figure["key"] for figure in result.figures}
+    assert "cost of the privacy noise in accuracy is not measured" in result.html
 
 
 def test_privacy_mode_none_has_no_privacy_fit(tmp_path):
@@ -97,12 +104,28 @@ def test_sensitivity_absent_says_how_to_produce_it(rendered):
     assert "snakemake sensitivity --cores 2 --nolock" in rendered.html
 
 
-def test_published_json_without_block_metrics_means_no_noise_table(tmp_path, config):
-    run_dir = write_fixture_run(tmp_path / "results" / "fx")
-    path = run_dir / "evaluation" / "published.json"
-    published = json.loads(path.read_text())
-    published["block"] = {}
-    path.write_text(json.dumps(published))
-    result = render_html(run_dir, config)
-    assert "noise_cost" not in {figure["key"] for figure in result.figures}
-    assert "cost of the privacy noise in accuracy is not measured" in result.html
+def test_linked_share_truth_weights_statuses_and_linked_records():
+    from reports.summaries import source_behaviour
+
+    ctx = {
+        "posterior": None,
+        "diagnostics": {
+            "source_behaviour": {
+                "cbp_ice": {"noncitizen": {"none": {"mean": 0.6}, "noncitizen_hi": {"mean": 0.4}}}
+            }
+        },
+        "parameters": {
+            "realized": {
+                "source_coverage_by_status": {
+                    "cbp_ice": {"lpr": 0.5, "temporary": 1.0, "unauthorized": 0.0}
+                },
+                "status_shares": {"lpr": 0.5, "temporary": 0.25, "unauthorized": 0.25},
+            }
+        },
+        "withheld": {"cbp_ice": {"records_in": 100, "records_linked": 80}},
+    }
+    table = source_behaviour(ctx).set_index("label")
+    row = table.loc["CBP / ICE links | noncitizen"]
+    # Coverage of noncitizens (0.5*0.5 + 1.0*0.25 + 0) / 1.0 = 0.5, times 80/100 linked.
+    assert row["truth"] == pytest.approx(0.4)
+    assert row["mean"] == pytest.approx(0.4)

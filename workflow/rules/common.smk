@@ -5,19 +5,13 @@ from pathlib import Path
 # The stage packages live at the repository root; make them importable from scripts.
 sys.path.insert(0, str(Path(workflow.basedir)))
 
+from pipeline_common.sources import SOURCES as ALL_SOURCES
+
 RUN = config["run"]
 RESULTS = f"results/{RUN}"
 LOGS = f"logs/{RUN}"
 BENCH = f"benchmarks/{RUN}"
-SOURCES = [
-    "ssa_numident",
-    "uscis_naturalizations",
-    "uscis_lpr",
-    "cbp_ice",
-    "state_passports",
-    "irs_itin",
-    "acs",
-]
+SOURCES = list(ALL_SOURCES)
 ENV = "../envs/pipeline.yaml"
 
 # The model refitted to the privacy stage's noisy measurements (publication reads it).

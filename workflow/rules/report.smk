@@ -19,6 +19,8 @@ REPORT_INPUTS = {
     "exact_measurements": f"{RESULTS}/model/exact_measurements.parquet",
     "exact_public_counts": f"{RESULTS}/model/public_counts.parquet",
     "patterns": f"{RESULTS}/model/patterns.parquet",
+    # The exact fit's block draws: how far the privacy noise moves each published block.
+    "exact_block_draws": f"{RESULTS}/model/block_draws.parquet",
     "parameters": f"{RESULTS}/truth/parameters.json",
     "ledger": f"{RESULTS}/privacy/ledger.json",
     "blocks": f"{RESULTS}/published/blocks.csv",
