@@ -27,6 +27,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -421,8 +422,12 @@ def sample(
     progressbar: bool = False,
     adaptation: str = "diag",
     initvals: dict | None = None,
+    warm_up: bool = True,
 ):
     """Sample with nutpie or PyMC's NUTS; returns ``(DataTree, seconds)`` (compile included).
+
+    ``warm_up`` (pymc only): first sample one draw in a separate process (see
+    :func:`warm_compile_cache`), so that the draws do not depend on PyTensor's compile cache.
 
     ``adaptation`` (nutpie only): ``diag`` or ``low_rank`` mass-matrix adaptation.
     ``initvals``: a start point (e.g. :func:`em_start`), shared by all chains.
@@ -476,10 +481,44 @@ def sample(
         if initvals:
             kwargs["initvals"] = initvals
             kwargs["init"] = "adapt_diag"
+        if warm_up:
+            warm_compile_cache(model, kwargs)
         idata = pm.sample(**kwargs)
     seconds = time.perf_counter() - start
     log.info("sampled with %s in %.1f s", sampler, seconds)
     return idata, seconds
+
+
+def warm_compile_cache(model, sample_kwargs: dict) -> None:
+    """Sample one draw of ``model`` in a child process, to fill PyTensor's compile cache.
+
+    Measured: with the same seed, a process that starts with a cold PyTensor compile cache
+    draws different (equally valid) samples from one that starts warm — the compiled graph
+    differs in the last bits — so the first run on a fresh machine did not reproduce. After a
+    throw-away run in another process the cache is warm and every run draws the same samples.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    import cloudpickle
+
+    kwargs = {**sample_kwargs, "draws": 1, "tune": 1, "random_seed": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        job = Path(tmp) / "job.pkl"
+        job.write_bytes(cloudpickle.dumps((model, kwargs)))
+        code = (
+            "import pickle, sys, pymc as pm\n"
+            "model, kwargs = pickle.load(open(sys.argv[1], 'rb'))\n"
+            "with model:\n    pm.sample(**kwargs)\n"
+        )
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(job)], capture_output=True, text=True
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"compile warm-up failed:\n{done.stderr[-3000:]}")
+    log.info("compile cache warmed in %.1f s", time.perf_counter() - start)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,6 +14,15 @@ import numpy as np
 import pandas as pd
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only on success."""
@@ -26,6 +35,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # mkstemp creates 0600 files; give the result the usual permissions (0666 - umask),
+        # so published files and reports are readable by their readers.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, final)
     finally:
         if tmp.exists():

@@ -378,6 +378,14 @@ def load_run(
     from reports.ppc import exact_fit_ppc
 
     context["exact_blocks"] = exact_fit_block_means(run_dir / "model" / "block_draws.parquet")
+    from reports.calibration import run_calibration
+
+    try:
+        context["calibration"] = run_calibration(run_dir, int(config.get("seed", 0)))
+    except Exception as exc:  # optional: the 90% coverage from the evaluation is still shown
+        log.warning("calibration curve not computed: %s", exc)
+        notes.append(f"The multi-level calibration curve could not be computed: {exc}")
+        context["calibration"] = None
     try:
         context["ppc"] = exact_fit_ppc(run_dir, config, context["posterior"])
     except Exception as exc:  # optional check: the report says why it is missing, never fails

@@ -700,7 +700,7 @@ def calibration(
         return None
     if set(curve["nominal"].round(6)) == {0.9}:
         return coverage_at_90(curve, quantities)
-    fig, axes = new_figure(FULL, ncols=len(quantities), squeeze=False, sharey=True)
+    fig, axes = new_figure((TEXT_WIDTH_IN, 3.9), ncols=len(quantities), squeeze=False, sharey=True)
     lo = float(min(curve["nominal"].min(), curve["empirical"].min(), 0.5)) - 0.05
     for ax, quantity in zip(axes.flat, quantities, strict=True):
         part = curve[curve["quantity"] == quantity]
@@ -735,7 +735,7 @@ def calibration(
         ax.set_xlabel("nominal interval level")
         ax.set_title(f"block {quantity}")
     axes.flat[0].set_ylabel("share of blocks whose true count\nfalls inside the interval")
-    fig.legend(loc="outside right center")
+    fig.legend(loc="outside upper center", ncols=3, fontsize=7.5)
     return fig
 
 
@@ -915,7 +915,7 @@ NOISE_PANELS = (
     ("width", "Mean 90% interval width (persons)", None),
     ("county_mean", "County total: mean abs. relative error", "pct"),
 )
-FIT_COLOURS = {"exact": PALETTE["blue"], "published": PALETTE["vermillion"]}
+FIT_COLOURS = {"exact": PALETTE["blue"], "published": PALETTE["purple"]}
 
 
 def noise_cost(table: pd.DataFrame) -> Figure | None:

@@ -98,6 +98,24 @@ def _posterior(rng: np.random.Generator) -> xr.DataTree:
 AGE_GROUPS = ("0-17", "18-34", "35-64", "65+")
 
 
+def _truth_persons(rng: np.random.Generator, run_dir: Path, blocks: pd.DataFrame) -> None:
+    """``truth/persons.parquet`` and ``world/frame.parquet`` whose block counts are one more
+    draw of the fixture's draw distribution (so the fixture's intervals are calibrated)."""
+    rows = []
+    for block in blocks.itertuples():
+        citizens = max(0, round(rng.normal(block.citizens_est, np.sqrt(block.citizens_est + 1))))
+        noncitizens = max(0, int(block.population) - citizens)
+        for citizen, count in ((True, citizens), (False, noncitizens)):
+            for _ in range(count):
+                rows.append(
+                    (block.block_id, block.tract_id, block.county_id, citizen, rng.integers(0, 90))
+                )
+    truth = pd.DataFrame(rows, columns=["block_id", "tract_id", "county_id", "citizen", "age"])
+    truth.insert(0, "person_id", [f"P{i:09d}" for i in range(len(truth))])
+    write_parquet(truth, run_dir / "truth" / "persons.parquet")
+    write_parquet(truth[["person_id", "block_id"]], run_dir / "world" / "frame.parquet")
+
+
 def _exact_tables_and_parameters(
     rng: np.random.Generator,
     run_dir: Path,
@@ -425,6 +443,9 @@ def write_fixture_run(
     write_parquet(draws, published / "draws.parquet")
     # The exact fit's block draws (model/): the published ones before the privacy noise.
     write_parquet(_draws(rng, blocks), run_dir / "model" / "block_draws.parquet")
+    for method in ("record_rule", "census_style"):
+        write_parquet(_draws(rng, blocks), run_dir / "baselines" / method / "block_draws.parquet")
+    _truth_persons(rng, run_dir, blocks)
     for name, level in (("tracts", "tract_id"), ("counties", "county_id")):
         table = aggregate_draws(draws, blocks, level).drop(columns="blocks")
         write_text(table.to_csv(index=False), published / f"{name}.csv")

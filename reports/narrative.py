@@ -277,6 +277,19 @@ def noise_sentences(table: pd.DataFrame, tolerance: float) -> list[Sentence]:
                 "errors cancel.",
             )
         )
+    tract = value("noncitizens", "tract")[1]
+    county = value("noncitizens", "county_mean")[1]
+    if tract is not None and tract > 0.1:
+        county_text = f" and county totals by {_pct(county)}" if county is not None else ""
+        out.append(
+            (
+                "warn",
+                f"Published noncitizen totals are off by {_pct(tract)} on average at tract "
+                f"level{county_text} (mean absolute relative error): noncitizens are few, so "
+                "their relative errors are large; read small-area noncitizen estimates only "
+                "with their intervals.",
+            )
+        )
     exact, published = value("citizens", "county_mean")
     if exact is not None and published is not None:
         out.append(
@@ -381,8 +394,14 @@ def linkage_sentences(sources: pd.DataFrame, recall: pd.DataFrame) -> list[Sente
                 f"Averaged over sources, recall is lowest for "
                 f"{STATUS_LABELS.get(low, low).lower()} persons ({_pct(by_status.iloc[0])}) "
                 f"and highest for {STATUS_LABELS.get(high, high).lower()} persons "
-                f"({_pct(by_status.iloc[-1])}): missed links are not at random, which is why "
-                "the model treats 'no link' as evidence that depends on the true class.",
+                f"({_pct(by_status.iloc[-1])})"
+                + (
+                    ": missed links are not at random, which is why the model treats 'no link' "
+                    "as evidence that depends on the true class."
+                    if by_status.iloc[-1] - by_status.iloc[0] > 0.05
+                    else ": a small spread, so missed links say little about a person's status "
+                    "here (the model still lets 'no link' depend on the class)."
+                ),
             )
         )
     return out

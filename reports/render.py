@@ -417,7 +417,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         F.noise_cost(noise),
         "What the privacy noise costs in accuracy",
         "The same model fitted twice and checked against the same truth: blue bars are the "
-        "exact fit (exact cells, never published), vermillion bars the published estimates "
+        "exact fit (exact cells, never published), purple bars the published estimates "
         "(the refit to the noisy measurements, post-processed). Higher bars in the error and "
         "width panels are the price of privacy; in the coverage panel, bars should stay near "
         "the dashed 90% line: a published bar well below it means the intervals do not "
@@ -436,14 +436,26 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     )
 
     # --- validation
+    calibration = ctx.get("calibration")
+    multi_level = calibration is not None and not calibration.empty
     book.add(
         "calibration",
-        F.calibration(curve),
+        F.calibration(calibration if multi_level else curve),
         "Interval calibration",
-        "Share of blocks whose true count falls inside the interval, per method and quantity "
-        "(randomized PIT for discrete counts where evaluated). Against the nominal level: "
-        "points below the dashed line or left of the grey band are intervals that are too "
-        "narrow (overconfident); above it or to its right, too wide.",
+        (
+            "Share of blocks whose true count falls inside the central interval of each "
+            "nominal level (50% to 95%), per method, from the block draws and the synthetic "
+            "truth (randomized PIT for discrete counts, computed by the report; at 90% it can "
+            "differ by a fraction of a point from the table, which uses the evaluation's own "
+            "randomization). Points on the dashed diagonal are honest intervals; below it, "
+            "intervals too narrow (overconfident); above it, too wide. 'Published' are the "
+            "released intervals, from the fit to the noisy measurements."
+        )
+        if multi_level
+        else "Share of blocks whose true count falls inside the interval, per method and "
+        "quantity (randomized PIT for discrete counts where evaluated). Against the nominal "
+        "level: points below the dashed line or left of the grey band are intervals that are "
+        "too narrow (overconfident); above it or to its right, too wide.",
     )
     keys = {"MAE": S.MAE_KEYS, "RMSE": S.RMSE_KEYS, "tract": S.TRACT_KEYS, "county": S.COUNTY_KEYS}
     book.add(
@@ -452,7 +464,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "Error by geography level",
         "Left: block-level mean absolute and root-mean-square error in persons. Right: "
         "relative error of tract totals (mean absolute) and county totals (mean absolute, or "
-        "the largest when only that was evaluated). Bars per method: the Bayesian model "
+        "the largest when only that was evaluated). Bars per method: the model (exact fit) "
         "against the record rule and the Census-style baseline.",
     )
 
@@ -572,6 +584,10 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             S.fit_diagnostics(ctx), float(settings["rhat_max"]), float(settings["ess_min"])
         ),
         "privacy_mode": ctx.get("privacy_mode"),
+        "exact_behaviour_sentences": [
+            (level, f"Source behaviour learned by the exact fit: {text}")
+            for level, text in N.behaviour_sentences(behaviour)
+        ],
         "behaviour_sentences": N.behaviour_sentences(behaviour)
         + (N.behaviour_sentences(private_behaviour, "Privacy fit") if both_fits else []),
         "noise": _records(noise),
@@ -590,10 +606,11 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         # Summary: the citizen error of the published estimates and whether their intervals
         # still cover (or, without an evaluation, that the cost is unmeasured).
         "summary_noise": noise_sentences[:1]
+        + [item for item in noise_sentences if "Block citizens 90% intervals" in item[1]]
         + [
             item
-            for item in noise_sentences[1:]
-            if "intervals covered" in item[1] or "are biased" in item[1]
+            for item in noise_sentences
+            if "are biased" in item[1] or "noncitizen totals are off" in item[1]
         ],
         "model_description": first_key(diag, "description", "model_description"),
         "size_sentences": N.block_size_sentences(

@@ -37,11 +37,13 @@ METHOD_COLOURS = {
     "model": PALETTE["blue"],
     "record_rule": PALETTE["orange"],
     "census_style": PALETTE["green"],
+    "published": PALETTE["purple"],
 }
 METHOD_LABELS = {
-    "model": "Bayesian model",
+    "model": "Model (exact fit)",
     "record_rule": "Record rule",
     "census_style": "Census-style",
+    "published": "Published (privacy fit)",
 }
 STATUS_COLOURS = {
     "native_citizen": PALETTE["blue"],

@@ -129,3 +129,40 @@ def test_linked_share_truth_weights_statuses_and_linked_records():
     # Coverage of noncitizens (0.5*0.5 + 1.0*0.25 + 0) / 1.0 = 0.5, times 80/100 linked.
     assert row["truth"] == pytest.approx(0.4)
     assert row["mean"] == pytest.approx(0.4)
+
+
+def test_calibration_curve_separates_honest_from_overconfident_draws():
+    import pandas as pd
+
+    from reports.calibration import LEVELS, coverage_curve
+
+    rng = np.random.default_rng(3)
+    rate = rng.uniform(5, 40, 3000)
+    blocks = [f"B{i:05d}" for i in range(len(rate))]
+    truth = pd.DataFrame(
+        {"block_id": blocks, "citizens": rng.poisson(rate), "cvap": rng.poisson(rate / 2)}
+    )
+
+    def draws(spread: float) -> pd.DataFrame:
+        values = rng.poisson(rate[:, None], (len(rate), 200))
+        values = np.round(rate[:, None] + spread * (values - rate[:, None]))
+        return pd.DataFrame(
+            {
+                "draw": np.tile(np.arange(200), len(rate)),
+                "block_id": np.repeat(blocks, 200),
+                "citizens": values.ravel(),
+                "cvap": np.round(values.ravel() / 2),
+            }
+        )
+
+    honest = pd.DataFrame(coverage_curve(draws(1.0), truth, rng, "honest"))
+    narrow = pd.DataFrame(coverage_curve(draws(0.3), truth, rng, "narrow"))
+    for level in LEVELS:
+        got = honest[(honest["quantity"] == "citizens") & (honest["nominal"] == level)]
+        assert got["empirical"].iloc[0] == pytest.approx(level, abs=0.04)
+        too_narrow = narrow[(narrow["quantity"] == "citizens") & (narrow["nominal"] == level)]
+        assert too_narrow["empirical"].iloc[0] < level - 0.15
+
+
+def test_fixture_report_draws_the_multi_level_calibration(rendered):
+    assert "from the block draws and the synthetic truth" in rendered.html

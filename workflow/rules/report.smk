@@ -1,8 +1,9 @@
 # Rules of the report stage (see docs/CONTRACTS.md): one rule renders report.html and report.pdf
 # from the run's upstream outputs: both model fits (model/ exact, privacy/model/ noisy), their
-# evaluations, the privacy ledger and the published tables. It reads truth/parameters.json
-# (validation: estimated source behaviour against the generating values) and never writes under
-# published/.
+# evaluations, the privacy ledger and the published tables. For validation only (the data are
+# synthetic) it reads truth/parameters.json (estimated source behaviour against the generating
+# values) and truth/persons.parquet (true block counts for the calibration curve), reduced to
+# block counts at once. It never writes under published/.
 from pathlib import Path
 
 from reports.snakemake_inputs import report_inputs
@@ -22,6 +23,13 @@ REPORT_INPUTS = {
     # The exact fit's block draws: how far the privacy noise moves each published block.
     "exact_block_draws": f"{RESULTS}/model/block_draws.parquet",
     "parameters": f"{RESULTS}/truth/parameters.json",
+    # Validation only (synthetic data): true block counts for the calibration curve.
+    "truth_persons": f"{RESULTS}/truth/persons.parquet",
+    "frame": f"{RESULTS}/world/frame.parquet",
+    **{
+        f"draws_{m}": f"{RESULTS}/baselines/{m}/block_draws.parquet"
+        for m in ("record_rule", "census_style")
+    },
     "ledger": f"{RESULTS}/privacy/ledger.json",
     "blocks": f"{RESULTS}/published/blocks.csv",
     "tracts": f"{RESULTS}/published/tracts.csv",
