@@ -19,18 +19,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline_common.errors import InputError, require_columns
+from pipeline_common.sources import SOURCES
 
 log = logging.getLogger(__name__)
 
-SOURCES = (
-    "ssa_numident",
-    "uscis_naturalizations",
-    "uscis_lpr",
-    "cbp_ice",
-    "state_passports",
-    "irs_itin",
-    "acs",
-)
 QUANTITIES = ("citizens", "noncitizens", "cvap")
 METHODS = ("model", "record_rule", "census_style")
 
