@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from pipeline_common.errors import InputError
@@ -41,7 +42,6 @@ def validate_config(config: dict, source: str = "config") -> dict:
     InputError
         Naming the offending key path and the rule it broke.
     """
-    import jsonschema
     from snakemake.utils import validate
 
     # Same order as the Snakefile: the root, then each stage's section against its own schema.
@@ -51,10 +51,8 @@ def validate_config(config: dict, source: str = "config") -> dict:
         for stage in STAGES:
             checks.append((config[stage], SCHEMA.parent / f"{stage}.schema.yaml", f"{stage}."))
             validate(config[stage], str(checks[-1][1]), set_default=True)
-    except Exception as exc:  # snakemake wraps jsonschema's error; unwrap for a clear message
-        cause = exc
-        while cause is not None and not isinstance(cause, jsonschema.ValidationError):
-            cause = cause.__cause__ or cause.__context__
+    except Exception as exc:
+        cause = validation_error_of(exc)
         if cause is None:
             raise
         _, schema_file, prefix = checks[-1]
@@ -66,6 +64,14 @@ def validate_config(config: dict, source: str = "config") -> dict:
             f"set '{key.rstrip('.')}' to a value allowed by {schema_file.relative_to(REPO_ROOT)}",
         ) from None
     return config
+
+
+def validation_error_of(exc: BaseException) -> jsonschema.ValidationError | None:
+    """The jsonschema error inside what ``snakemake.utils.validate`` raised (it wraps it)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, jsonschema.ValidationError):
+        cause = cause.__cause__ or cause.__context__
+    return cause
 
 
 def load_config(*paths: str | Path, overrides: dict | None = None) -> dict:

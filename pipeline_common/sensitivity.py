@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from pipeline_common.config import REPO_ROOT, load_config
+from pipeline_common.config import REPO_ROOT, load_config, validation_error_of
 from pipeline_common.errors import InputError
 from pipeline_common.io import read_json
 
@@ -79,7 +79,6 @@ def load_sensitivity(path: str | Path = DEFAULT_FILE) -> dict:
     InputError
         If the file is missing or breaks ``workflow/schemas/sensitivity.schema.yaml``.
     """
-    import jsonschema
     from snakemake.utils import validate
 
     file = _resolve(path)
@@ -88,10 +87,8 @@ def load_sensitivity(path: str | Path = DEFAULT_FILE) -> dict:
     sensitivity = yaml.safe_load(file.read_text()) or {}
     try:
         validate(sensitivity, str(SCHEMA), set_default=True)
-    except Exception as exc:  # snakemake wraps jsonschema's error; unwrap for a clear message
-        cause = exc
-        while cause is not None and not isinstance(cause, jsonschema.ValidationError):
-            cause = cause.__cause__ or cause.__context__
+    except Exception as exc:
+        cause = validation_error_of(exc)
         if cause is None:
             raise
         key = ".".join(str(p) for p in cause.absolute_path) or "(top level)"
