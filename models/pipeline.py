@@ -480,13 +480,14 @@ def source_behaviour(problem: LatentClassProblem, idata) -> dict:
 
 def top_parameters(problem: LatentClassProblem) -> list[str]:
     """The hierarchy's top parameters (for ESS/s comparisons)."""
-    from models.latent_class import is_fixed_level
+    from models.latent_class import fixed_top_level, is_fixed_level
 
+    skip = 1 if fixed_top_level(problem) is not None else 0
     return [
         "intercept",
         "age_effect",
         *[
             f"effect_{n}" if is_fixed_level(problem, labels) else f"sigma_{n}"
-            for n, _, labels in problem.levels
+            for n, _, labels in problem.levels[skip:]
         ],
     ]

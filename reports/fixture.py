@@ -127,7 +127,12 @@ def _exact_tables_and_parameters(
     ``model/public_counts.parquet``, ``model/patterns.parquet``) simulated from the fixture's
     source behaviours, and return ``posterior`` with the class-mix parameters the model's
     numpy mirror reads (so the report's posterior predictive check runs on the fixture)."""
-    from models.latent_class import parameter_names
+    from models.latent_class import (
+        fixed_top_level,
+        is_fixed_level,
+        nested_zero_sum_basis,
+        parameter_names,
+    )
     from models.pipeline import build_problem
     from pipeline_common.config import load_config
 
@@ -192,23 +197,40 @@ def _exact_tables_and_parameters(
     shape = (chains, draws)
     out = posterior.drop_vars(list(posterior.data_vars))
     sizes = {name: len(labels) for name, _, labels in problem.levels}
+    free_sizes = {
+        name: nested_zero_sum_basis(problem, level).n_free
+        for level, (name, _, labels) in enumerate(problem.levels)
+        if not is_fixed_level(problem, labels)
+    }
+    top = fixed_top_level(problem)
+    coords = {}
     for name in parameter_names(problem):
         if name.startswith("theta_"):
             continue
-        if name == "intercept":
+        if name == "intercept" and top is None:
             value = intercept + rng.normal(0, 0.05, (*shape, 2))
             dims = ("class_nonref",)
+        elif name == "intercept":
+            n_top = len(top[2])
+            value = intercept[:, None] + rng.normal(0, 0.05, (*shape, 2, n_top))
+            dims = ("class_nonref", top[0])
         elif name == "age_effect":
             value = rng.normal(0, 0.05, (*shape, 2, len(AGE_GROUPS)))
             dims = ("class_nonref", "age")
+        elif name.startswith("effect_") and name.endswith("_free"):
+            level = name.removeprefix("effect_").removesuffix("_free")
+            value = rng.normal(0, 0.05, (*shape, free_sizes[level], 2))
+            dims = (f"{level}_free", "class_nonref")
+            coords[f"{level}_free"] = np.arange(free_sizes[level])
         elif name.startswith("effect_"):
             level = name.removeprefix("effect_")
             value = rng.normal(0, 0.05, (*shape, 2, sizes[level]))
             dims = ("class_nonref", level)
         elif name.startswith("z_"):
             level = name.removeprefix("z_")
-            value = rng.normal(0, 1, (*shape, sizes[level], 2))
-            dims = (level, "class_nonref")
+            value = rng.normal(0, 1, (*shape, free_sizes[level], 2))
+            dims = (f"{level}_free", "class_nonref")
+            coords[f"{level}_free"] = np.arange(free_sizes[level])
         else:  # sigma_<level>
             value = np.abs(rng.normal(0.05, 0.01, (*shape, 2)))
             dims = ("class_nonref",)
@@ -217,6 +239,7 @@ def _exact_tables_and_parameters(
         class_nonref=["naturalized", "noncitizen"],
         age=list(AGE_GROUPS),
         **{name: list(labels) for name, _, labels in problem.levels},
+        **coords,
     )
 
 
