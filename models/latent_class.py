@@ -97,6 +97,11 @@ class LatentClassProblem:
     coarse_labels: list[str] | None = None
     prior_scales: dict = field(default_factory=dict)
     centered_levels: tuple[str, ...] = ()
+    # Per source, (k x C) True where a category is impossible for a class by definition (e.g. a
+    # naturalization certificate for a native-born citizen); its probability is fixed at
+    # ``structural_zero_prob`` (room for false links) instead of being learned.
+    structural_zeros: list[np.ndarray] | None = None
+    structural_zero_prob: float = 1e-4
 
     @property
     def n_classes(self) -> int:
@@ -213,6 +218,59 @@ def additive_log_ratio():
     return _ALR
 
 
+def zero_mask(problem: LatentClassProblem, s: int) -> np.ndarray:
+    """(k x C) structural-zero mask of source ``s`` (all False without one)."""
+    if problem.structural_zeros is None:
+        return np.zeros(problem.alpha[s].shape, dtype=bool)
+    return np.asarray(problem.structural_zeros[s], dtype=bool)
+
+
+def source_probabilities(problem: LatentClassProblem, s: int):
+    """``theta_{source}`` (k x C): a Dirichlet per class over the categories it can show.
+
+    Without structural zeros one matrix-valued Dirichlet; with them, one Dirichlet per class
+    over its possible categories, scaled to ``1 - n_impossible * eps``, and the impossible
+    categories fixed at ``eps`` (stored as a deterministic ``theta_{source}``).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    name = problem.source_names[s]
+    mask = zero_mask(problem, s)
+    dims = ("class", f"cat_{name}")
+    if not mask.any():
+        return pm.Dirichlet(
+            f"theta_{name}", a=problem.alpha[s], dims=dims, default_transform=additive_log_ratio()
+        )
+    eps = problem.structural_zero_prob
+    rows = []
+    for k, cls in enumerate(problem.class_names):
+        allowed = np.flatnonzero(~mask[k])
+        row = pt.full((mask.shape[1],), eps)
+        scale = 1.0 - eps * (mask.shape[1] - len(allowed))
+        if len(allowed) == 1:
+            row = pt.set_subtensor(row[allowed], scale)
+        else:
+            free = pm.Dirichlet(
+                f"theta_{name}__{cls}",
+                a=problem.alpha[s][k, allowed],
+                default_transform=additive_log_ratio(),
+            )
+            row = pt.set_subtensor(row[allowed], scale * free)
+        rows.append(row)
+    return pm.Deterministic(f"theta_{name}", pt.stack(rows), dims=dims)
+
+
+def _apply_zeros(problem: LatentClassProblem, s: int, theta: np.ndarray) -> np.ndarray:
+    mask = zero_mask(problem, s)
+    if not mask.any():
+        return theta
+    eps = problem.structural_zero_prob
+    out = np.where(mask, 0.0, theta)
+    out = out / out.sum(axis=1, keepdims=True) * (1.0 - eps * mask.sum(axis=1, keepdims=True))
+    return np.where(mask, eps, out)
+
+
 def build_model(problem: LatentClassProblem):
     """The PyMC model of ``problem`` (returns ``pm.Model``)."""
     import pymc as pm
@@ -236,16 +294,7 @@ def build_model(problem: LatentClassProblem):
         coords[name] = [str(x) for x in labels]
 
     with pm.Model(coords=coords) as model:
-        thetas = []
-        for s, name in enumerate(problem.source_names):
-            thetas.append(
-                pm.Dirichlet(
-                    f"theta_{name}",
-                    a=problem.alpha[s],
-                    dims=("class", f"cat_{name}"),
-                    default_transform=additive_log_ratio(),
-                )
-            )
+        thetas = [source_probabilities(problem, s) for s in range(len(problem.source_names))]
         # Class-conditional probability of every observed pattern: product over sources.
         codes = problem.pattern_codes
         lik = thetas[0][:, codes[:, 0]].T
@@ -379,7 +428,10 @@ def em_start(problem: LatentClassProblem, iterations: int = 300) -> dict[str, np
     mode; NUTS starts there. Geography is ignored here (one class share per age group).
     """
     k = problem.n_classes
-    theta = [a / a.sum(axis=1, keepdims=True) for a in problem.alpha]
+    theta = [
+        _apply_zeros(problem, s, a / a.sum(axis=1, keepdims=True))
+        for s, a in enumerate(problem.alpha)
+    ]
     ages = problem.group_age if problem.group_age is not None else np.zeros(problem.n_groups, int)
     n_age = int(ages.max()) + 1
     cell_age = ages[problem.cell_group] if len(problem.cell_count) else np.zeros(0, int)
@@ -414,7 +466,7 @@ def em_start(problem: LatentClassProblem, iterations: int = 300) -> dict[str, np
             for c in range(tot.shape[1]):
                 tot[:, c] = w[codes == c].sum(axis=0)
             post = tot + np.maximum(problem.alpha[s] - 1.0, 0.0) + 1e-3
-            theta[s] = post / post.sum(axis=1, keepdims=True)
+            theta[s] = _apply_zeros(problem, s, post / post.sum(axis=1, keepdims=True))
     return _start_point(problem, theta, share)
 
 
@@ -423,7 +475,16 @@ def _start_point(problem, theta, share) -> dict[str, np.ndarray]:
         np.clip(t, 1e-4, None) / np.clip(t, 1e-4, None).sum(axis=1, keepdims=True) for t in theta
     ]
     logit = np.log(share[:, 1:]) - np.log(share[:, :1])  # (n_age, k-1)
-    point = {f"theta_{n}": t for n, t in zip(problem.source_names, theta, strict=True)}
+    point = {}
+    for s, (name, t) in enumerate(zip(problem.source_names, theta, strict=True)):
+        mask = zero_mask(problem, s)
+        if not mask.any():
+            point[f"theta_{name}"] = t
+            continue
+        for k, cls in enumerate(problem.class_names):
+            allowed = np.flatnonzero(~mask[k])
+            if len(allowed) > 1:
+                point[f"theta_{name}__{cls}"] = t[k, allowed] / t[k, allowed].sum()
     point["intercept"] = logit.mean(axis=0)
     top = fixed_top_level(problem)
     if top is not None:
