@@ -277,7 +277,6 @@ def build_model(problem: LatentClassProblem):
     import pytensor.tensor as pt
 
     problem.validate()
-    k = problem.n_classes
     scales = {
         "intercept_mu": 0.0,
         "intercept_sd": 2.5,
@@ -306,49 +305,54 @@ def build_model(problem: LatentClassProblem):
             intercept = pm.Normal(
                 "intercept", scales["intercept_mu"], scales["intercept_sd"], dims="class_nonref"
             )
-            eta = pt.zeros((problem.n_groups, k - 1)) + intercept[None, :]
+            unit_value = intercept[None, :]  # one root unit
         else:
             # Few top units (e.g. 2-5 counties): one intercept per unit. An overall intercept
             # beside a sum-to-zero county effect is correlated with it when counties differ in
             # size (measured on the default scenario: the worst-conditioned posterior
             # direction once the tract effects were reparametrised).
-            name, idx, _ = problem.levels[0]
             intercept = pm.Normal(
                 "intercept",
                 scales["intercept_mu"],
                 scales["intercept_sd"],
-                dims=("class_nonref", name),
+                dims=("class_nonref", top[0]),
             )
-            eta = intercept.T[idx]
+            unit_value = intercept.T
+        # Walk down the levels, carrying each unit's class-prior logits (before age).
+        for level, (name, _, labels) in enumerate(problem.levels):
+            sd = scales.get(f"{name}_sd", scales["level_sd"])
+            if level == 0 and top is not None:
+                continue
+            parent = parent_of_units(problem, level)
+            if is_fixed_level(problem, labels):
+                # Too few units to learn a variance: a sum-to-zero effect with a fixed scale.
+                eff = pm.ZeroSumNormal(f"effect_{name}", sigma=sd, dims=("class_nonref", name))
+                unit_value = unit_value[parent] + eff.T
+                continue
+            sigma = pm.HalfNormal(f"sigma_{name}", sd, dims="class_nonref")
+            if name in problem.centered_levels:
+                # Centred, units with much data each (tracts): each unit's logits around its
+                # parent's. Measured on the default scenario, this mixed better than centred
+                # effects constrained to sum to zero, whose constraint couples the county
+                # intercepts with every tract (bulk ESS 233 -> see README).
+                unit_value = pm.Normal(
+                    f"eta_{name}",
+                    unit_value[parent],
+                    sigma[None, :],
+                    dims=(name, "class_nonref"),
+                )
+                continue
+            basis = nested_zero_sum_basis(problem, level)
+            coords_free = f"{name}_free"
+            model.add_coord(coords_free, np.arange(basis.n_free))
+            z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(coords_free, "class_nonref"))
+            unit_value = unit_value[parent] + basis.expand(z * sigma[None, :], pt)
+        eta = unit_value[group_unit_of_last_level(problem)]
         if problem.group_age is not None:
             age = pm.ZeroSumNormal(
                 "age_effect", sigma=scales["age_sd"], dims=("class_nonref", "age")
             )
             eta = eta + age.T[problem.group_age]
-        for level, (name, idx, labels) in enumerate(problem.levels):
-            sd = scales.get(f"{name}_sd", scales["level_sd"])
-            if level == 0 and top is not None:
-                continue
-            if is_fixed_level(problem, labels):
-                # Too few units to learn a variance (e.g. 2-5 counties): a sum-to-zero effect
-                # with a fixed scale beside the intercept (a random effect would form a ridge
-                # with the intercept and slow NUTS down).
-                eff = pm.ZeroSumNormal(f"effect_{name}", sigma=sd, dims=("class_nonref", name))
-                eta = eta + eff.T[idx]
-                continue
-            basis = nested_zero_sum_basis(problem, level)
-            coords_free = f"{name}_free"
-            model.add_coord(coords_free, np.arange(basis.n_free))
-            sigma = pm.HalfNormal(f"sigma_{name}", sd, dims="class_nonref")
-            if name in problem.centered_levels:
-                # Centred: for units with much data each the centred form mixes better.
-                free = pm.Normal(
-                    f"effect_{name}_free", 0.0, sigma[None, :], dims=(coords_free, "class_nonref")
-                )
-            else:
-                free = pm.Normal(f"z_{name}", 0.0, 1.0, dims=(coords_free, "class_nonref"))
-                free = free * sigma[None, :]
-            eta = eta + basis.expand(free, pt)[idx]
         # Softmax with the reference class at 0, in probability space.
         full = pt.concatenate([pt.zeros((problem.n_groups, 1)), eta], axis=1)
         full = full - pt.max(full, axis=1, keepdims=True)
@@ -549,14 +553,28 @@ class NestedZeroSumBasis:
         return rows[self.unit_row]
 
 
-def nested_zero_sum_basis(problem: LatentClassProblem, level: int) -> NestedZeroSumBasis:
-    """The :class:`NestedZeroSumBasis` of ``problem.levels[level]`` (top level: one parent)."""
+def parent_of_units(problem: LatentClassProblem, level: int) -> np.ndarray:
+    """Parent unit of every unit of ``problem.levels[level]`` (zeros at the top level)."""
     _, idx, labels = problem.levels[level]
-    n_units = len(labels)
-    parent_of_unit = np.zeros(n_units, dtype=np.int64)
+    parent_of_unit = np.zeros(len(labels), dtype=np.int64)
     if level > 0:
         _, parent_idx, _ = problem.levels[level - 1]
         parent_of_unit[idx] = parent_idx
+    return parent_of_unit
+
+
+def group_unit_of_last_level(problem: LatentClassProblem) -> np.ndarray:
+    """Unit of the finest level for every group (zeros without levels)."""
+    if not problem.levels:
+        return np.zeros(problem.n_groups, dtype=np.int64)
+    return problem.levels[-1][1]
+
+
+def nested_zero_sum_basis(problem: LatentClassProblem, level: int) -> NestedZeroSumBasis:
+    """The :class:`NestedZeroSumBasis` of ``problem.levels[level]`` (top level: one parent)."""
+    _, _, labels = problem.levels[level]
+    n_units = len(labels)
+    parent_of_unit = parent_of_units(problem, level)
     n_parents = int(parent_of_unit.max()) + 1 if n_units else 0
     parent_size = np.bincount(parent_of_unit, minlength=n_parents)
     order = np.argsort(parent_of_unit, kind="stable")
@@ -715,23 +733,21 @@ def class_probs_np(problem: LatentClassProblem, draws: dict[str, np.ndarray], d:
     """``pi`` (n_groups x k) of draw ``d``."""
     intercept = draws["intercept"][d]
     top = fixed_top_level(problem)
-    if top is None:
-        eta = np.zeros((problem.n_groups, problem.n_classes - 1)) + intercept[None, :]
-    else:
-        eta = intercept.T[problem.levels[0][1]]
-    if problem.group_age is not None:
-        eta = eta + draws["age_effect"][d].T[problem.group_age]
-    for level, (name, idx, labels) in enumerate(problem.levels):
+    unit_value = intercept[None, :] if top is None else intercept.T
+    for level, (name, _, labels) in enumerate(problem.levels):
         if level == 0 and top is not None:
             continue
+        parent = parent_of_units(problem, level)
         if is_fixed_level(problem, labels):
-            eta = eta + draws[f"effect_{name}"][d].T[idx]
-            continue
-        if name in problem.centered_levels:
-            free = draws[f"effect_{name}_free"][d]
+            unit_value = unit_value[parent] + draws[f"effect_{name}"][d].T
+        elif name in problem.centered_levels:
+            unit_value = draws[f"eta_{name}"][d]
         else:
             free = draws[f"z_{name}"][d] * draws[f"sigma_{name}"][d][None, :]
-        eta = eta + nested_zero_sum_basis(problem, level).expand(free, np)[idx]
+            unit_value = unit_value[parent] + nested_zero_sum_basis(problem, level).expand(free, np)
+    eta = unit_value[group_unit_of_last_level(problem)]
+    if problem.group_age is not None:
+        eta = eta + draws["age_effect"][d].T[problem.group_age]
     full = np.concatenate([np.zeros((problem.n_groups, 1)), eta], axis=1)
     full -= full.max(axis=1, keepdims=True)
     expo = np.exp(full)
@@ -768,7 +784,7 @@ def parameter_names(problem: LatentClassProblem) -> list[str]:
         if is_fixed_level(problem, labels):
             names.append(f"effect_{name}")
         elif name in problem.centered_levels:
-            names += [f"sigma_{name}", f"effect_{name}_free"]
+            names += [f"sigma_{name}", f"eta_{name}"]
         else:
             names += [f"sigma_{name}", f"z_{name}"]
     return names

@@ -23,31 +23,38 @@ from models.tabulate import (
 
 AGE_LABELS = ["0-17", "18-34", "35-64", "65+"]
 
-# P(label | class) per source; rows: native, naturalized, noncitizen.
-DEFAULT_THETA: dict[str, dict[str, tuple[float, float, float]]] = {
+# P(label | class) per source; columns: native, naturalized, LPR, other noncitizen. Labels that
+# the model treats as structural zeros get the model's false-link allowance (1e-4).
+DEFAULT_THETA: dict[str, dict[str, tuple[float, float, float, float]]] = {
     "ssa_numident": {
-        NONE: (0.10, 0.10, 0.55),
-        "citizen_hi": (0.80, 0.35, 0.01),
-        "noncitizen_hi": (0.002, 0.15, 0.30),
-        "noncitizen_old_hi": (0.003, 0.30, 0.08),
-        "unknown_hi": (0.08, 0.05, 0.03),
-        "citizen_lo": (0.015, 0.05, 0.03),
+        NONE: (0.10, 0.10, 0.15, 0.80),
+        "citizen_hi": (0.80, 0.35, 0.01, 0.01),
+        "noncitizen_hi": (0.002, 0.15, 0.55, 0.12),
+        "noncitizen_old_hi": (0.003, 0.30, 0.25, 0.03),
+        "unknown_hi": (0.08, 0.05, 0.03, 0.02),
+        "citizen_lo": (0.015, 0.05, 0.01, 0.02),
     },
-    "uscis_naturalizations": {NONE: (0.998, 0.25, 0.995), "naturalized_hi": (0.002, 0.75, 0.005)},
-    "uscis_lpr": {NONE: (0.998, 0.35, 0.62), "lpr_hi": (0.002, 0.65, 0.38)},
-    "cbp_ice": {NONE: (0.995, 0.97, 0.75), "noncitizen_hi": (0.005, 0.03, 0.25)},
-    "state_passports": {NONE: (0.50, 0.55, 0.995), "citizen_hi": (0.50, 0.45, 0.005)},
+    "uscis_naturalizations": {
+        NONE: (0.9999, 0.25, 0.9999, 0.9999),
+        "naturalized_hi": (0.0001, 0.75, 0.0001, 0.0001),
+    },
+    "uscis_lpr": {NONE: (0.9999, 0.35, 0.10, 0.9999), "lpr_hi": (0.0001, 0.65, 0.90, 0.0001)},
+    "cbp_ice": {NONE: (0.995, 0.97, 0.85, 0.60), "noncitizen_hi": (0.005, 0.03, 0.15, 0.40)},
+    "state_passports": {
+        NONE: (0.50, 0.55, 0.9999, 0.9999),
+        "citizen_hi": (0.50, 0.45, 0.0001, 0.0001),
+    },
     "irs_itin": {
-        NONE: (0.999, 0.99, 0.85),
-        "noncitizen_hi": (0.0005, 0.008, 0.12),
-        "noncitizen_lo": (0.0005, 0.002, 0.03),
+        NONE: (0.999, 0.99, 0.97, 0.75),
+        "noncitizen_hi": (0.0005, 0.008, 0.02, 0.20),
+        "noncitizen_lo": (0.0005, 0.002, 0.01, 0.05),
     },
     "acs": {
-        NONE: (0.90, 0.90, 0.92),
-        "citizen_hi": (0.095, 0.01, 0.01),
-        "naturalized_hi": (0.001, 0.085, 0.005),
-        "noncitizen_hi": (0.001, 0.003, 0.06),
-        "unknown_hi": (0.003, 0.002, 0.005),
+        NONE: (0.90, 0.90, 0.92, 0.92),
+        "citizen_hi": (0.095, 0.01, 0.01, 0.01),
+        "naturalized_hi": (0.001, 0.085, 0.005, 0.005),
+        "noncitizen_hi": (0.001, 0.003, 0.06, 0.06),
+        "unknown_hi": (0.003, 0.002, 0.005, 0.005),
     },
 }
 
@@ -59,9 +66,9 @@ def simulate(
     tracts_per_county: int = 4,
     blocks_per_tract: int = 12,
     theta: dict | None = None,
-    intercept: tuple[float, float] = (-2.6, -2.7),
+    intercept: tuple[float, ...] = (-2.3, -2.6, -2.4),
     age_effect: np.ndarray | None = None,
-    sigmas: dict[str, tuple[float, float]] | None = None,
+    sigmas: dict[str, tuple[float, ...]] | None = None,
 ) -> dict:
     """Simulate a world as the model sees it.
 
@@ -71,9 +78,14 @@ def simulate(
     parameters``.
     """
     theta = theta or DEFAULT_THETA
-    sigmas = sigmas or {"county": (0.3, 0.3), "tract": (0.4, 0.5), "block": (0.5, 0.8)}
+    n_nonref = len(CLASSES) - 1
+    sigmas = sigmas or {
+        "county": (0.3, 0.3, 0.3),
+        "tract": (0.4, 0.5, 0.5),
+        "block": (0.5, 0.8, 0.8),
+    }
     age_effect = (
-        np.array([[-0.4, -0.6], [0.1, 0.5], [0.3, 0.3], [0.0, -0.2]])
+        np.array([[-0.4, -0.6, -0.6], [0.1, 0.3, 0.6], [0.3, 0.3, 0.3], [0.0, 0.0, -0.3]])
         if age_effect is None
         else np.asarray(age_effect)
     )
@@ -91,25 +103,25 @@ def simulate(
     block_ids = np.array(
         [f"{tract_ids[tract[b]]}1{b % blocks_per_tract:03d}" for b in range(n_blocks)]
     )
-    effects = np.zeros((n_blocks, 2))
+    effects = np.zeros((n_blocks, n_nonref))
     for level, idx in (("county", county), ("tract", tract), ("block", np.arange(n_blocks))):
-        z = rng.standard_normal((idx.max() + 1, 2))
+        z = rng.standard_normal((idx.max() + 1, n_nonref))
         effects += z[idx] * np.asarray(sigmas[level])[None, :]
     # Persons: block sizes vary; age shares fixed.
     block_weight = rng.gamma(4.0, 1.0, n_blocks)
     person_block = rng.choice(n_blocks, size=n_persons, p=block_weight / block_weight.sum())
     person_age = rng.choice(len(AGE_LABELS), size=n_persons, p=[0.22, 0.23, 0.38, 0.17])
     eta = np.column_stack(
-        [
-            np.zeros(n_persons),
-            intercept[0] + age_effect[person_age, 0] + effects[person_block, 0],
-            intercept[1] + age_effect[person_age, 1] + effects[person_block, 1],
+        [np.zeros(n_persons)]
+        + [
+            intercept[j] + age_effect[person_age, j] + effects[person_block, j]
+            for j in range(n_nonref)
         ]
     )
     probs = np.exp(eta - eta.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     cum = probs.cumsum(axis=1)
-    person_class = (rng.random(n_persons)[:, None] > cum).sum(axis=1).clip(0, 2)
+    person_class = (rng.random(n_persons)[:, None] > cum).sum(axis=1).clip(0, n_nonref)
     labels = {}
     for source in SOURCES:
         cats = sorted(theta[source], key=label_order)

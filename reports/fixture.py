@@ -133,10 +133,11 @@ def _exact_tables_and_parameters(
         nested_zero_sum_basis,
         parameter_names,
     )
-    from models.pipeline import build_problem
+    from models.pipeline import CLASSES, build_problem
     from pipeline_common.config import load_config
 
-    intercept = np.array([-1.6, -1.3])  # naturalized, noncitizen against native citizens
+    # naturalized, LPR, other noncitizens against native citizens
+    intercept = np.array([-1.6, -2.0, -1.9])
     class_share = np.exp(np.r_[0.0, intercept]) / np.exp(np.r_[0.0, intercept]).sum()
     rows, persons = [], []
     for block in geography.itertuples():
@@ -149,7 +150,7 @@ def _exact_tables_and_parameters(
         rows, columns=["block_id", "tract_id", "county_id", "age_group", "population"]
     )
     group = np.concatenate(persons)[:, 0]
-    klass = rng.choice(3, size=len(group), p=class_share)
+    klass = rng.choice(len(CLASSES), size=len(group), p=class_share)
     codes = np.zeros((len(group), len(SOURCES)), dtype=np.int64)
     for s, source in enumerate(SOURCES):
         draws, cats = thetas[source]
@@ -203,40 +204,40 @@ def _exact_tables_and_parameters(
         if not is_fixed_level(problem, labels)
     }
     top = fixed_top_level(problem)
+    n_nonref = len(CLASSES) - 1
     coords = {}
     for name in parameter_names(problem):
         if name.startswith("theta_"):
             continue
         if name == "intercept" and top is None:
-            value = intercept + rng.normal(0, 0.05, (*shape, 2))
+            value = intercept + rng.normal(0, 0.05, (*shape, n_nonref))
             dims = ("class_nonref",)
         elif name == "intercept":
             n_top = len(top[2])
-            value = intercept[:, None] + rng.normal(0, 0.05, (*shape, 2, n_top))
+            value = intercept[:, None] + rng.normal(0, 0.05, (*shape, n_nonref, n_top))
             dims = ("class_nonref", top[0])
         elif name == "age_effect":
-            value = rng.normal(0, 0.05, (*shape, 2, len(AGE_GROUPS)))
+            value = rng.normal(0, 0.05, (*shape, n_nonref, len(AGE_GROUPS)))
             dims = ("class_nonref", "age")
-        elif name.startswith("effect_") and name.endswith("_free"):
-            level = name.removeprefix("effect_").removesuffix("_free")
-            value = rng.normal(0, 0.05, (*shape, free_sizes[level], 2))
-            dims = (f"{level}_free", "class_nonref")
-            coords[f"{level}_free"] = np.arange(free_sizes[level])
+        elif name.startswith("eta_"):
+            level = name.removeprefix("eta_")
+            value = intercept + rng.normal(0, 0.05, (*shape, sizes[level], n_nonref))
+            dims = (level, "class_nonref")
         elif name.startswith("effect_"):
             level = name.removeprefix("effect_")
-            value = rng.normal(0, 0.05, (*shape, 2, sizes[level]))
+            value = rng.normal(0, 0.05, (*shape, n_nonref, sizes[level]))
             dims = ("class_nonref", level)
         elif name.startswith("z_"):
             level = name.removeprefix("z_")
-            value = rng.normal(0, 1, (*shape, free_sizes[level], 2))
+            value = rng.normal(0, 1, (*shape, free_sizes[level], n_nonref))
             dims = (f"{level}_free", "class_nonref")
             coords[f"{level}_free"] = np.arange(free_sizes[level])
         else:  # sigma_<level>
-            value = np.abs(rng.normal(0.05, 0.01, (*shape, 2)))
+            value = np.abs(rng.normal(0.05, 0.01, (*shape, n_nonref)))
             dims = ("class_nonref",)
         out[name] = xr.DataArray(value, dims=("chain", "draw", *dims))
     return out.assign_coords(
-        class_nonref=["naturalized", "noncitizen"],
+        class_nonref=CLASSES[1:],
         age=list(AGE_GROUPS),
         **{name: list(labels) for name, _, labels in problem.levels},
         **coords,
@@ -321,7 +322,9 @@ def write_fixture_run(
         "ssa_numident": ["none", "citizen_hi", "noncitizen_hi", "noncitizen_old_hi", "unknown_hi"],
         "acs": ["none", "citizen_hi", "naturalized_hi", "noncitizen_hi"],
     }
-    classes = ["native_citizen", "naturalized", "noncitizen"]
+    from models.pipeline import CLASSES
+
+    classes = list(CLASSES)
     thetas = {}
     behaviour: dict = {}
     for source in SOURCES:

@@ -423,15 +423,30 @@ def _truth_value(parameters: Any, path: str) -> float | None:
     return numeric(node)
 
 
-def _acs_noncitizen_misreport(parameters: Any) -> float | None:
-    """Generating share of noncitizens answering 'citizen' in the ACS, weighted by status."""
-    rates = _truth_value_dict(parameters, "synthetic.sources.acs.misreport_citizen")
-    shares = _truth_value_dict(parameters, "realized.status_shares")
-    statuses = [s for s in ("lpr", "temporary", "unauthorized") if s in rates and s in shares]
-    weight = sum(shares[s] for s in statuses)
-    if not statuses or weight <= 0:
-        return None
-    return sum(rates[s] * shares[s] for s in statuses) / weight
+# Truth statuses behind each latent class (the model's noncitizen classes; "noncitizen" is the
+# single noncitizen class of a 3-class model).
+CLASS_STATUSES = {
+    "native_citizen": ("native_citizen",),
+    "naturalized": ("naturalized",),
+    "lpr": ("lpr",),
+    "other_noncitizen": ("temporary", "unauthorized"),
+    "noncitizen": ("lpr", "temporary", "unauthorized"),
+}
+
+
+def _acs_misreport(klass: str):
+    """Generating share of a noncitizen class answering 'citizen' in the ACS, by status mix."""
+
+    def truth(parameters: Any) -> float | None:
+        rates = _truth_value_dict(parameters, "synthetic.sources.acs.misreport_citizen")
+        shares = _truth_value_dict(parameters, "realized.status_shares")
+        statuses = [s for s in CLASS_STATUSES[klass] if s in rates and s in shares]
+        weight = sum(shares[s] for s in statuses)
+        if not statuses or weight <= 0:
+            return None
+        return sum(rates[s] * shares[s] for s in statuses) / weight
+
+    return truth
 
 
 def _truth_value_dict(parameters: Any, path: str) -> dict[str, float]:
@@ -459,32 +474,39 @@ BEHAVIOUR_CHECKS = (
         "truth": lambda p: _truth_value(p, "realized.numident_naturalized_marked_noncitizen_share"),
         "truth_note": "realized share of naturalized Numident holders recorded as noncitizen",
     },
-    {
-        "label": "ACS says citizen | noncitizen, linked and answered",
-        "source": "acs",
-        "latent_class": "noncitizen",
-        "numerator": {"citizen", "naturalized"},
-        "denominator": {"citizen", "naturalized", "noncitizen", "lpr"},
-        "truth": _acs_noncitizen_misreport,
-        "truth_note": "misreport_citizen rates weighted by the realized status mix",
-    },
+    *(
+        {
+            "label": f"ACS says citizen | {words}, linked and answered",
+            "source": "acs",
+            "latent_class": klass,
+            "numerator": {"citizen", "naturalized"},
+            "denominator": {"citizen", "naturalized", "noncitizen", "lpr"},
+            "truth": _acs_misreport(klass),
+            "truth_note": "misreport_citizen rates weighted by the realized status mix",
+        }
+        for klass, words in (
+            ("noncitizen", "noncitizen"),
+            ("lpr", "LPR"),
+            ("other_noncitizen", "other noncitizen"),
+        )
+    ),
 )
 
 
-NONCITIZEN_STATUSES = ("lpr", "temporary", "unauthorized")
 LINKED = {"citizen", "naturalized", "noncitizen", "lpr", "unknown"}
 
 
 def _coverage_truth(source: str, klass: str):
     """Generating share of persons of latent class ``klass`` whom ``source`` holds a record of
-    (``realized.source_coverage_by_status``; noncitizen statuses weighted by their shares)."""
+    (``realized.source_coverage_by_status``; a class of several statuses weighted by shares)."""
 
     def truth(parameters: Any) -> float | None:
         coverage = _truth_value_dict(parameters, f"realized.source_coverage_by_status.{source}")
-        if klass != "noncitizen":
-            return coverage.get(klass)
         shares = _truth_value_dict(parameters, "realized.status_shares")
-        statuses = [s for s in NONCITIZEN_STATUSES if s in coverage and s in shares]
+        statuses = [s for s in CLASS_STATUSES[klass] if s in coverage]
+        if len(statuses) == 1:
+            return coverage[statuses[0]]
+        statuses = [s for s in statuses if s in shares]
         weight = sum(shares[s] for s in statuses)
         if not statuses or weight <= 0:
             return None
@@ -497,13 +519,18 @@ CLASS_WORDS = {
     "native_citizen": "native-born citizen",
     "naturalized": "naturalized citizen",
     "noncitizen": "noncitizen",
+    "lpr": "LPR",
+    "other_noncitizen": "other noncitizen",
 }
 COVERAGE_CHECKS = (
     ("state_passports", "native_citizen"),
     ("state_passports", "naturalized"),
     ("uscis_naturalizations", "naturalized"),
+    ("uscis_lpr", "lpr"),
     ("cbp_ice", "noncitizen"),
+    ("cbp_ice", "other_noncitizen"),
     ("irs_itin", "noncitizen"),
+    ("irs_itin", "other_noncitizen"),
 )
 BEHAVIOUR_CHECKS = BEHAVIOUR_CHECKS + tuple(
     {

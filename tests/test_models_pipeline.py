@@ -61,12 +61,15 @@ def test_recovery_of_source_behaviour(exact_fit):
     post = idata["posterior"]
     inside, total, worst = 0, 0, 0.0
     for s, source in enumerate(problem.source_names):
-        draws = post[f"theta_{source}"].to_numpy().reshape(-1, 3, len(problem.categories[s]))
+        n_classes = problem.n_classes
+        draws = (
+            post[f"theta_{source}"].to_numpy().reshape(-1, n_classes, len(problem.categories[s]))
+        )
         for c, cat in enumerate(problem.categories[s]):
             true = np.array(DEFAULT_THETA[source][cat]) / np.array(
-                [sum(v[k] for v in DEFAULT_THETA[source].values()) for k in range(3)]
+                [sum(v[k] for v in DEFAULT_THETA[source].values()) for k in range(n_classes)]
             )
-            for k in range(3):
+            for k in range(n_classes):
                 lo, hi = np.quantile(draws[:, k, c], [0.05, 0.95])
                 inside += lo <= true[k] <= hi
                 total += 1
