@@ -402,7 +402,7 @@ def write_fixture_run(
         noisy = np.stack(
             [
                 rng.dirichlet(draws[:, :, k, :].mean(axis=(0, 1)) * 120, size=(4, 150))
-                for k in range(3)
+                for k in range(len(classes))
             ],
             axis=2,
         )

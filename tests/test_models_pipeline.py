@@ -15,7 +15,9 @@ from models.simulate import AGE_LABELS, DEFAULT_THETA, noisy_measurements, simul
 
 MODEL_CONFIG = {
     "prior": {"high": 8.0, "mid": 2.0, "low": 1.0},
-    "levels": ["county", "tract", "block"],
+    # The default configuration's hierarchy (block effects are optional and slow to mix).
+    "levels": ["county", "tract"],
+    "centered_levels": ["tract"],
     "prior_scales": {"intercept_mu": -2.0, "intercept_sd": 2.0, "county_sd": 1.0},
 }
 
