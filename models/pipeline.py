@@ -314,7 +314,11 @@ def build_problem(
         coarse_weights=coarse_weights,
         coarse_labels=list(COARSE_PATTERNS),
         prior_scales=dict(model_config.get("prior_scales", {})),
-        centered_levels=tuple(model_config.get("centered_levels", ())),
+        centered_levels=tuple(
+            model_config.get("centered_levels", ())
+            if (m["sigma"] <= 0).all()
+            else model_config.get("noisy_centered_levels", ())
+        ),
         structural_zeros=structural_zero_masks(list(sources), categories),
         structural_zero_prob=STRUCTURAL_ZERO_PROBABILITY,
     )
