@@ -358,7 +358,7 @@ def predict_blocks(
     by largest remainders; then a multinomial by class membership given the coarse
     pattern. Without any block table, a multinomial of the public population by ``pi``.
     """
-    from models.latent_class import parameter_names
+    from models.latent_class import dispersion_draws, parameter_names
 
     draws = stack_draws(idata, parameter_names(problem))
     total = next(iter(draws.values())).shape[0]
@@ -370,6 +370,7 @@ def predict_blocks(
     pop = problem.group_population
     block_tables = [a for a in problem.aggregates if a.geo_level == "block"]
     coarse_block = next((a for a in block_tables if a.pattern_level == "coarse"), None)
+    coarse_dispersion = None if coarse_block is None else dispersion_draws(idata, coarse_block.name)
     use_cells = len(problem.cell_count) > 0
     cit = list(CITIZEN_CLASSES)
     frames = []
@@ -394,7 +395,10 @@ def predict_blocks(
             g_rows = group_of_unit[coarse_block.row_unit]
             y[g_rows, coarse_block.row_pattern] = coarse_block.value
             s2[g_rows, coarse_block.row_pattern] = np.maximum(coarse_block.sigma, 1e-9) ** 2
-            true_counts = sample_true_counts(rng, pop, q, y, s2)
+            dispersion = np.ones(n_coarse)
+            if coarse_dispersion is not None:
+                dispersion = coarse_dispersion[d]
+            true_counts = sample_true_counts(rng, pop, q, y, s2, dispersion=dispersion)
             counts = _rescale_rows(true_counts, pop)
             # Class membership given the coarse pattern: pi_k P(c | k), normalised.
             r = pi[:, None, :] * q_ck[None, :, :]
@@ -436,6 +440,7 @@ def sample_true_counts(
     measured: np.ndarray,
     noise_var: np.ndarray,
     half_window: int = 8,
+    dispersion: np.ndarray | float = 1.0,
 ) -> np.ndarray:
     """Draw true cell counts given their noisy measurements, cell by cell, on the integers.
 
@@ -443,15 +448,20 @@ def sample_true_counts(
     ``0..N`` in a window around its Gaussian approximation (an unmeasured cell, ``y`` NaN, draws
     from the binomial prior). Drawing on the integers keeps rare cells unbiased: the earlier
     Gaussian draw clipped at 0 inflated rare patterns (noncitizen evidence in a mostly-citizen
-    block) and biased block citizens down by about 2%. Returns floats (rows are rescaled to the
-    public population afterwards).
+    block) and biased block citizens down by about 2%. ``dispersion`` (per column, from the
+    fit's ``log_dispersion_{table}``) tempers the binomial prior to match the overdispersion the
+    fit learned. Returns floats (rows are rescaled to the public population afterwards).
     """
     from scipy.special import gammaln
 
     n_pop = population.astype(float)[:, None] * np.ones_like(share)
     q = np.clip(share, 1e-12, 1 - 1e-12)
+    # Per column (coarse pattern) overdispersion of the prior, as in the fitted likelihood: the
+    # binomial log-prior is tempered by 1 / dispersion, so its variance is ~dispersion times
+    # the binomial's.
+    dispersion = np.broadcast_to(np.asarray(dispersion, dtype=float), q.shape[1:])[None, :]
     prior_mean = n_pop * q
-    prior_var = np.maximum(n_pop * q * (1 - q), 0.25)
+    prior_var = np.maximum(dispersion * n_pop * q * (1 - q), 0.25)
     has_y = ~np.isnan(measured)
     post_var = np.where(has_y, 1 / (1 / prior_var + 1 / noise_var), prior_var)
     post_mean = np.where(
@@ -470,12 +480,16 @@ def sample_true_counts(
         nn = n_pop[rows, cols][:, None]
         valid = cand <= nn
         qq = q[rows, cols][:, None]
+        temper = 1.0 / np.broadcast_to(dispersion, q.shape)[rows, cols][:, None]
         logp = (
-            gammaln(nn + 1)
-            - gammaln(cand + 1)
-            - gammaln(np.maximum(nn - cand, 0) + 1)
-            + cand * np.log(qq)
-            + (nn - cand) * np.log1p(-qq)
+            temper
+            * (
+                gammaln(nn + 1)
+                - gammaln(cand + 1)
+                - gammaln(np.maximum(nn - cand, 0) + 1)
+                + cand * np.log(qq)
+                + (nn - cand) * np.log1p(-qq)
+            )
             - 0.5 * (measured[rows, cols][:, None] - cand) ** 2 / noise_var[rows, cols][:, None]
         )
         logp = np.where(valid, logp, -np.inf)

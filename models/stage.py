@@ -6,7 +6,12 @@ on ``results/{run}`` outside Snakemake (tabulation: ``python -m models.tabulate`
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,10 +48,29 @@ def write_datatree(tree, path) -> None:
         tree.to_netcdf(tmp, engine="h5netcdf")
 
 
+def use_private_compile_cache() -> None:
+    """Give this process (and the samplers' child processes) its own empty PyTensor cache.
+
+    The end-to-end determinism test failed (same seed, different privacy-fit draws) when the
+    shared ``~/.pytensor`` cache was filled by other processes, while two fits in a row on a
+    fresh private cache drew identical samples (measured on the tiny run). A private cache per
+    fit makes every fit start from the same, empty, state; it costs a few seconds of compiling.
+    Must run before PyTensor is imported; afterwards it only logs that it cannot apply.
+    """
+    if "pytensor" in sys.modules:
+        log.warning("PyTensor already imported: the shared compile cache is used")
+        return
+    directory = tempfile.mkdtemp(prefix="pytensor-cache-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"compiledir={directory}"]))
+
+
 def fit_stage(
     measurements_path, public_counts_path, patterns_path, config, posterior_path, diagnostics_path
 ) -> dict:
     """Fit the model; write the posterior and the diagnostics; return the diagnostics."""
+    use_private_compile_cache()
     mc = config["model"]
     start = time.perf_counter()
     problem, _ = _problem(measurements_path, public_counts_path, patterns_path, config)

@@ -10,7 +10,7 @@ import pytest
 from models.baselines import census_style, record_rule, record_rule_labels
 from models.evaluate import evaluate, randomized_pit
 from models.latent_class import build_model, diagnostics, em_start, sample
-from models.pipeline import build_problem, predict_blocks
+from models.pipeline import build_problem, predict_blocks, sample_true_counts
 from models.simulate import AGE_LABELS, DEFAULT_THETA, noisy_measurements, simulate
 
 MODEL_CONFIG = {
@@ -107,6 +107,9 @@ def test_noisy_tables_fit_and_predict(world):
     )
     assert len(problem.cell_count) == 0 and len(problem.aggregates) == 2
     idata = _fit(problem, seed=2, draws=200)
+    # One overdispersion factor per coarse pattern of the block table, one for the county table.
+    assert idata["posterior"]["log_dispersion_block_coarse"].shape[-1] == len(problem.coarse_labels)
+    assert "log_dispersion_county_full" in idata["posterior"]
     draws = predict_blocks(problem, lookup, idata, np.random.default_rng(4), n_draws=100)
     pop = world["public_counts"].groupby("block_id")["population"].sum()
     totals = (draws["citizens"] + draws["noncitizens"]).groupby(draws["block_id"]).max()
@@ -119,6 +122,17 @@ def test_noisy_tables_fit_and_predict(world):
     wide = draws.pivot(index="block_id", columns="draw", values="citizens").reindex(truth.index)
     u = randomized_pit(wide.to_numpy(), truth["citizens"].to_numpy(), np.random.default_rng(0))
     assert ((u >= 0.05) & (u <= 0.95)).mean() >= 0.7
+
+
+def test_overdispersed_prior_leans_towards_the_measurement():
+    rng = np.random.default_rng(1)
+    population = np.full(4000, 30)
+    share = np.full((4000, 1), 0.1)  # prior mean 3 persons
+    measured = np.full((4000, 1), 8.0)
+    noise = np.full((4000, 1), 1.0)
+    binomial = sample_true_counts(rng, population, share, measured, noise).mean()
+    wider = sample_true_counts(rng, population, share, measured, noise, dispersion=4.0).mean()
+    assert 3.0 < binomial < wider < 8.0
 
 
 def _person_world(n=400, seed=9):

@@ -15,7 +15,14 @@ from pipeline_common.errors import InputError
 from privacy.evaluate import evaluate_published
 from privacy.fixtures import fixture_draws, fixture_world
 from privacy.measure import measure
-from privacy.publish import interval, publish, write_published
+from privacy.publish import (
+    hierarchical_rounding,
+    interval,
+    publish,
+    round_to_totals,
+    summarize,
+    write_published,
+)
 
 SSN = re.compile(rb"\b\d{3}-?\d{2}-?\d{4}\b")
 A_NUMBER = re.compile(rb"\bA\d{9}\b")
@@ -174,6 +181,46 @@ def test_intervals_from_draws():
     assert [int(v[0]) for v in interval(skewed, "mid_p")] == [0, 2]
     point = np.zeros((100, 1), dtype=np.int64)
     assert [int(v[0]) for v in interval(point, "mid_p")] == [0, 0]
+
+
+def test_round_to_totals_hits_each_group_total_with_floors_and_ceilings():
+    rng = np.random.default_rng(3)
+    values = rng.gamma(0.5, 2.0, size=500)
+    group = rng.integers(0, 7, size=500)
+    totals = np.rint(np.bincount(group, weights=values, minlength=7))
+    rounded = round_to_totals(values, group, totals)
+    assert (np.bincount(group, weights=rounded, minlength=7) == totals).all()
+    assert ((rounded == np.floor(values)) | (rounded == np.ceil(values))).all()
+
+
+def test_hierarchical_rounding_keeps_every_level_near_its_own_mean():
+    rng = np.random.default_rng(4)
+    means = rng.gamma(0.3, 1.0, size=600)  # rare counts: most block means well below one
+    tract = np.sort(rng.integers(0, 30, size=600))
+    county_of_tract = np.arange(30) // 10
+    blocks = hierarchical_rounding(means, tract, county_of_tract)
+    tract_sum = np.bincount(tract, weights=blocks, minlength=30)
+    assert np.abs(tract_sum - np.bincount(tract, weights=means, minlength=30)).max() < 1.0
+    county_mean = np.bincount(county_of_tract, weights=np.bincount(tract, weights=means))
+    county_sum = np.bincount(county_of_tract, weights=tract_sum)
+    assert np.abs(county_sum - county_mean).max() <= 0.5
+
+
+def test_point_estimates_add_up_to_the_posterior_mean_of_a_rare_total():
+    # 200 blocks of 20 persons, each with about 0.4 noncitizens: every block's median is 0, so
+    # summed block medians would say 0 noncitizens where the posterior mean total is about 80.
+    rng = np.random.default_rng(8)
+    population = np.full(200, 20)
+    noncitizens = rng.poisson(0.4, size=(400, 200))
+    citizens = population[None, :] - noncitizens
+    draws = {"citizens": citizens, "noncitizens": noncitizens, "cvap": citizens // 2}
+    tract = np.arange(200) // 20
+    out = summarize(draws, population, population // 2, "mid_p", tract, np.zeros(10, int))
+    total = noncitizens.sum(axis=1)
+    assert abs(out["noncitizens_est"].sum() - total.mean()) <= 1.0
+    assert np.quantile(total, 0.05) <= out["noncitizens_est"].sum() <= np.quantile(total, 0.95)
+    assert (out["noncitizens_lo90"] <= out["noncitizens_est"]).all()
+    assert (out["noncitizens_est"] <= out["noncitizens_hi90"]).all()
 
 
 def test_evaluation_of_published_tables(world, published):
