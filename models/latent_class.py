@@ -59,6 +59,9 @@ class AggregateTable:
         ``full`` or ``coarse``.
     value, sigma
         Measured (noisy) counts and the noise standard deviation (0 for exact).
+    dispersion
+        Per pattern code, how many times the binomial variance the counts show between units
+        (``None``: 1). The noisy likelihood's variance is ``dispersion N p (1 - p) + sigma^2``.
     """
 
     name: str
@@ -70,6 +73,7 @@ class AggregateTable:
     value: np.ndarray
     sigma: np.ndarray
     geo_level: str = ""
+    dispersion: np.ndarray | None = None
 
 
 @dataclass
@@ -412,21 +416,13 @@ def build_model(problem: LatentClassProblem):
             if (~exact).any():
                 g = np.flatnonzero(~exact)
                 mu = n_row[g] * p_row[g]
-                # Overdispersion: real counts vary between units more than the binomial the
-                # model implies (no block effect; measured on the default run: 1.0-4.1 times the
-                # binomial variance by coarse pattern). With the variance tied to the mean, the
-                # likelihood bought variance by inflating mu (a coarse pattern predicted at
-                # 8,366 persons where the measurements said 5,280). A free dispersion factor per
-                # coarse pattern (one per full-pattern table) decouples them.
-                dispersion = pt.exp(
-                    pm.Normal(
-                        f"log_dispersion_{table.name}",
-                        0.0,
-                        1.0,
-                        shape=len(problem.coarse_weights) if table.pattern_level == "coarse" else 1,
-                    )
+                # Overdispersion (AggregateTable.dispersion): real counts vary between units
+                # more than the binomial the model implies. With the variance tied to the mean
+                # alone, the likelihood bought variance by inflating mu.
+                which = table.row_pattern[g]
+                dispersion = (
+                    np.ones(int(which.max()) + 1) if table.dispersion is None else table.dispersion
                 )
-                which = table.row_pattern[g] if table.pattern_level == "coarse" else 0
                 var = dispersion[which] * mu * (1.0 - p_row[g]) + table.sigma[g] ** 2 + 1e-6
                 pm.Potential(
                     f"{table.name}_noisy_loglik",
@@ -787,16 +783,6 @@ def coarse_probs_np(
         masks = _subset_masks(problem.category_flags[s], n_flags)
         s_g *= draws[f"theta_{name}"][d] @ masks.T
     return np.clip(problem.coarse_weights @ s_g.T, 0.0, 1.0)
-
-
-def dispersion_draws(idata, table_name: str) -> np.ndarray | None:
-    """Posterior draws ``(n_draws, n)`` of a noisy table's dispersion factors, if it has any."""
-    name = f"log_dispersion_{table_name}"
-    post = idata["posterior"]
-    if name not in post:
-        return None
-    values = np.asarray(post[name])
-    return np.exp(values.reshape(-1, *values.shape[2:]))
 
 
 def parameter_names(problem: LatentClassProblem) -> list[str]:

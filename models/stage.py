@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.latent_class import build_model, count_free_parameters, diagnostics, em_start, sample
+from models.latent_class import (
+    build_model,
+    count_free_parameters,
+    diagnostics,
+    em_start,
+    sample,
+)
 from models.pipeline import build_problem, predict_blocks, source_behaviour, top_parameters
 from pipeline_common.ages import age_group_labels
 from pipeline_common.io import atomic_path, write_json, write_parquet
@@ -64,6 +70,8 @@ def use_private_compile_cache() -> None:
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     flags = os.environ.get("PYTENSOR_FLAGS", "")
     os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"compiledir={directory}"]))
+    # A fresh cache logs every compiler probe at INFO; keep the fit log readable.
+    logging.getLogger("pytensor").setLevel(logging.WARNING)
 
 
 def fit_stage(
@@ -74,6 +82,7 @@ def fit_stage(
     mc = config["model"]
     start = time.perf_counter()
     problem, _ = _problem(measurements_path, public_counts_path, patterns_path, config)
+    start_point = em_start(problem)
     model = build_model(problem)
     seed = int(stage_rng(config["seed"], "model", "sample").integers(2**31))
     idata, seconds = sample(
@@ -85,7 +94,7 @@ def fit_stage(
         target_accept=mc["target_accept"],
         seed=seed,
         adaptation=mc["adaptation"],
-        initvals=em_start(problem),
+        initvals=start_point,
     )
     diag = diagnostics(idata)
     top = diagnostics(idata, top_parameters(problem))

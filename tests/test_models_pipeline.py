@@ -10,7 +10,12 @@ import pytest
 from models.baselines import census_style, record_rule, record_rule_labels
 from models.evaluate import evaluate, randomized_pit
 from models.latent_class import build_model, diagnostics, em_start, sample
-from models.pipeline import build_problem, predict_blocks, sample_true_counts
+from models.pipeline import (
+    between_block_dispersion,
+    build_problem,
+    predict_blocks,
+    sample_true_counts,
+)
 from models.simulate import AGE_LABELS, DEFAULT_THETA, noisy_measurements, simulate
 
 MODEL_CONFIG = {
@@ -106,10 +111,12 @@ def test_noisy_tables_fit_and_predict(world):
         noisy, world["public_counts"], world["patterns"], MODEL_CONFIG, AGE_LABELS
     )
     assert len(problem.cell_count) == 0 and len(problem.aggregates) == 2
+    block_table = next(a for a in problem.aggregates if a.geo_level == "block")
+    # One overdispersion factor per coarse pattern of the block table, estimated from the noisy
+    # measurements: at least 1, and finite.
+    assert block_table.dispersion.shape == (len(problem.coarse_labels),)
+    assert np.isfinite(block_table.dispersion).all() and (block_table.dispersion >= 1).all()
     idata = _fit(problem, seed=2, draws=200)
-    # One overdispersion factor per coarse pattern of the block table, one for the county table.
-    assert idata["posterior"]["log_dispersion_block_coarse"].shape[-1] == len(problem.coarse_labels)
-    assert "log_dispersion_county_full" in idata["posterior"]
     draws = predict_blocks(problem, lookup, idata, np.random.default_rng(4), n_draws=100)
     pop = world["public_counts"].groupby("block_id")["population"].sum()
     totals = (draws["citizens"] + draws["noncitizens"]).groupby(draws["block_id"]).max()
@@ -133,6 +140,25 @@ def test_overdispersed_prior_leans_towards_the_measurement():
     binomial = sample_true_counts(rng, population, share, measured, noise).mean()
     wider = sample_true_counts(rng, population, share, measured, noise, dispersion=4.0).mean()
     assert 3.0 < binomial < wider < 8.0
+
+
+def test_between_block_dispersion_recovers_overdispersion():
+    rng = np.random.default_rng(2)
+    n_blocks, population = 3000, 40
+    # Blocks of one tract whose shares vary (beta, mean 0.2): variance well above the binomial.
+    share = rng.beta(2.0, 8.0, size=n_blocks)
+    counts = rng.binomial(population, share)
+    noisy = counts + rng.normal(0, 1.5, size=n_blocks)
+    groups = pd.DataFrame(
+        {"tract_id": "T", "age_group": "18-34", "population": np.full(n_blocks, population)}
+    )
+    units = np.arange(n_blocks)
+    dispersion = between_block_dispersion(
+        noisy, np.full(n_blocks, 1.5), units, np.zeros(n_blocks, int), units, groups, 2
+    )
+    # Beta-binomial: 1 + (N - 1) / (a + b + 1) = 1 + 39 / 11 = 4.5.
+    assert 3.8 < dispersion[0] < 5.2
+    assert dispersion[1] == 1.0  # no rows: binomial
 
 
 def _person_world(n=400, seed=9):
