@@ -60,7 +60,8 @@ def use_private_compile_cache() -> None:
     The end-to-end determinism test failed (same seed, different privacy-fit draws) when the
     shared ``~/.pytensor`` cache was filled by other processes, while two fits in a row on a
     fresh private cache drew identical samples (measured on the tiny run). A private cache per
-    fit makes every fit start from the same, empty, state; it costs a few seconds of compiling.
+    fit makes every fit start from the same, empty, state. It costs a cold compile per fit
+    (numba: about 2 minutes more on the tiny model than with a warm shared cache).
     Must run before PyTensor is imported; afterwards it only logs that it cannot apply.
     """
     if "pytensor" in sys.modules:
@@ -69,7 +70,10 @@ def use_private_compile_cache() -> None:
     directory = tempfile.mkdtemp(prefix="pytensor-cache-")
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     flags = os.environ.get("PYTENSOR_FLAGS", "")
-    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"compiledir={directory}"]))
+    # base_compiledir, not compiledir: PyTensor 3's default linker is numba, whose cache lives
+    # in base_compiledir/numba (a private compiledir alone left it shared, and the end-to-end
+    # determinism test still failed when two workflow runs shared it).
+    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={directory}"]))
     # A fresh cache logs every compiler probe at INFO; keep the fit log readable.
     logging.getLogger("pytensor").setLevel(logging.WARNING)
 
