@@ -419,11 +419,8 @@ def build_model(problem: LatentClassProblem):
                 # Overdispersion (AggregateTable.dispersion): real counts vary between units
                 # more than the binomial the model implies. With the variance tied to the mean
                 # alone, the likelihood bought variance by inflating mu.
-                which = table.row_pattern[g]
-                dispersion = (
-                    np.ones(int(which.max()) + 1) if table.dispersion is None else table.dispersion
-                )
-                var = dispersion[which] * mu * (1.0 - p_row[g]) + table.sigma[g] ** 2 + 1e-6
+                scale = 1.0 if table.dispersion is None else table.dispersion[table.row_pattern[g]]
+                var = scale * mu * (1.0 - p_row[g]) + table.sigma[g] ** 2 + 1e-6
                 pm.Potential(
                     f"{table.name}_noisy_loglik",
                     pt.sum(

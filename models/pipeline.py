@@ -369,6 +369,8 @@ def between_block_dispersion(
     cost): within tract x age x pattern, ``p`` is the pooled measured share; then per pattern
     ``(sum (y - N p)^2 - sum sigma^2) / sum N p (1 - p)``.
     """
+    if not len(value):
+        return np.ones(n_patterns)
     unit_population = np.bincount(
         group_unit,
         weights=groups["population"].to_numpy(dtype=float),
@@ -452,9 +454,7 @@ def predict_blocks(
             g_rows = group_of_unit[coarse_block.row_unit]
             y[g_rows, coarse_block.row_pattern] = coarse_block.value
             s2[g_rows, coarse_block.row_pattern] = np.maximum(coarse_block.sigma, 1e-9) ** 2
-            dispersion = (
-                np.ones(n_coarse) if coarse_block.dispersion is None else coarse_block.dispersion
-            )
+            dispersion = 1.0 if coarse_block.dispersion is None else coarse_block.dispersion
             true_counts = sample_true_counts(rng, pop, q, y, s2, dispersion=dispersion)
             counts = _rescale_rows(true_counts, pop)
             # Class membership given the coarse pattern: pi_k P(c | k), normalised.
@@ -506,8 +506,8 @@ def sample_true_counts(
     from the binomial prior). Drawing on the integers keeps rare cells unbiased: the earlier
     Gaussian draw clipped at 0 inflated rare patterns (noncitizen evidence in a mostly-citizen
     block) and biased block citizens down by about 2%. ``dispersion`` (per column, the table's
-    :func:`between_block_dispersion`) tempers the binomial prior to match the overdispersion the
-    fit learned. Returns floats (rows are rescaled to the public population afterwards).
+    :func:`between_block_dispersion`) tempers the binomial prior by the same overdispersion the
+    fit's likelihood used. Returns floats (rows are rescaled to the public population afterwards).
     """
     from scipy.special import gammaln
 

@@ -18,13 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.latent_class import (
-    build_model,
-    count_free_parameters,
-    diagnostics,
-    em_start,
-    sample,
-)
+from models.latent_class import build_model, count_free_parameters, diagnostics, em_start, sample
 from models.pipeline import build_problem, predict_blocks, source_behaviour, top_parameters
 from pipeline_common.ages import age_group_labels
 from pipeline_common.io import atomic_path, write_json, write_parquet
@@ -57,11 +51,12 @@ def write_datatree(tree, path) -> None:
 def use_private_compile_cache() -> None:
     """Give this process (and the samplers' child processes) its own empty PyTensor cache.
 
-    The end-to-end determinism test failed (same seed, different privacy-fit draws) when the
-    shared ``~/.pytensor`` cache was filled by other processes, while two fits in a row on a
-    fresh private cache drew identical samples (measured on the tiny run). A private cache per
-    fit makes every fit start from the same, empty, state. It costs a cold compile per fit
-    (numba: about 2 minutes more on the tiny model than with a warm shared cache).
+    The end-to-end determinism test failed in the full suite (same seed, different draws) while
+    two workflow runs shared ``~/.pytensor``. A private cache per fit makes every fit start from
+    the same, empty, state; the sampler's warm-up run (:func:`models.latent_class.sample`) then
+    fills it before the chains start, which is still needed (without it even the exact fit's
+    draws differed). It costs a cold compile per fit (numba: about 2 minutes more on the tiny
+    model than with a warm shared cache).
     Must run before PyTensor is imported; afterwards it only logs that it cannot apply.
     """
     if "pytensor" in sys.modules:
@@ -86,7 +81,6 @@ def fit_stage(
     mc = config["model"]
     start = time.perf_counter()
     problem, _ = _problem(measurements_path, public_counts_path, patterns_path, config)
-    start_point = em_start(problem)
     model = build_model(problem)
     seed = int(stage_rng(config["seed"], "model", "sample").integers(2**31))
     idata, seconds = sample(
@@ -98,7 +92,7 @@ def fit_stage(
         target_accept=mc["target_accept"],
         seed=seed,
         adaptation=mc["adaptation"],
-        initvals=start_point,
+        initvals=em_start(problem),
     )
     diag = diagnostics(idata)
     top = diagnostics(idata, top_parameters(problem))

@@ -194,19 +194,16 @@ def summarize(
     population: np.ndarray,
     adults: np.ndarray,
     method: str,
-    tract_codes: np.ndarray | None = None,
-    county_of_tract: np.ndarray | None = None,
+    tract_codes: np.ndarray,
+    county_of_tract: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Consistent integer point estimates and 90% intervals for each quantity.
 
-    Estimates are posterior means rounded top-down (:func:`hierarchical_rounding`; without a
-    geography, every block is its own tract). cvap is then clipped into its bounds given the
+    Estimates are posterior means rounded top-down (:func:`hierarchical_rounding`; block ``b``
+    is in tract ``tract_codes[b]``, tract ``t`` in county ``county_of_tract[t]``). cvap is then clipped into its bounds given the
     citizen estimate, which moves it only where rounding put it one person out.
     """
     minors = population - adults
-    if tract_codes is None or county_of_tract is None:
-        tract_codes = np.arange(len(population))
-        county_of_tract = np.zeros(len(population), dtype=np.int64)
     citizens = hierarchical_rounding(draws["citizens"].mean(axis=0), tract_codes, county_of_tract)
     cvap = hierarchical_rounding(draws["cvap"].mean(axis=0), tract_codes, county_of_tract)
     cvap = np.clip(cvap, np.maximum(0, citizens - minors), np.minimum(citizens, adults))
