@@ -75,8 +75,11 @@ def pattern_ppc(
     replicated = np.zeros((len(chosen), problem.n_patterns))
     for row, d in enumerate(chosen):
         pi = class_probs_np(problem, draws, d)  # (groups, classes)
-        lik = pattern_lik_np(problem, draws, d)  # (patterns, classes)
-        probs = pi @ lik.T
+        lik = pattern_lik_np(problem, draws, d)  # (ages, patterns, classes)
+        probs = np.empty((problem.n_groups, problem.n_patterns))
+        for age, at_age in enumerate(lik):
+            rows = problem.group_source_age == age
+            probs[rows] = pi[rows] @ at_age.T
         probs /= probs.sum(axis=1, keepdims=True)
         replicated[row] = rng.multinomial(population, probs).sum(axis=0)
     observed = np.bincount(

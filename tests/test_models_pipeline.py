@@ -229,3 +229,54 @@ def test_record_rule_and_census_style_baselines():
     m = doc["methods"]["census_style"]["citizens"]
     assert 0 <= m["coverage90_pit"] <= 1 and m["block_mae"] >= 0
     assert set(m["counties"]) == {"12086"}
+
+
+def test_numpy_mirror_matches_the_graph_with_age_varying_sources(world):
+    """Prediction's numpy mirror reads the same probabilities the fitted graph used."""
+    import pytensor
+
+    from models.latent_class import class_probs_np, parameter_names, pattern_lik_np
+
+    config = {**MODEL_CONFIG, "source_age_effects": True}
+    problem, _ = build_problem(
+        world["measurements"], world["public_counts"], world["patterns"], config, AGE_LABELS
+    )
+    assert problem.n_source_ages == len(AGE_LABELS)
+    model = build_model(problem)
+    rng = np.random.default_rng(11)
+    point = {k: v + rng.normal(0, 0.3, v.shape) for k, v in model.initial_point().items()}
+    names = [n for n in parameter_names(problem) if n in model.named_vars]
+    assert all(f"theta_{s}_by_age" in names for s in ("ssa_numident", "acs"))
+    graphs = model.replace_rvs_by_values([model[n] for n in names] + [model["cells_loglik"]])
+    fn = pytensor.function(model.value_vars, graphs, mode="FAST_COMPILE", on_unused_input="ignore")
+    outs = fn(*[point[v.name] for v in model.value_vars])
+    draws = {n: np.asarray(v)[None] for n, v in zip(names, outs[:-1], strict=True)}
+    # Deviations moved the per-age probabilities away from the pooled ones.
+    by_age = draws["theta_ssa_numident_by_age"][0]
+    assert np.abs(by_age - draws["theta_ssa_numident"][0][None]).max() > 1e-3
+    np.testing.assert_allclose(by_age.sum(axis=-1), 1.0, atol=1e-9)
+    pi = class_probs_np(problem, draws, 0)
+    lik = pattern_lik_np(problem, draws, 0)
+    cell_lik = lik[problem.group_source_age[problem.cell_group], problem.cell_pattern]
+    mix = (pi[problem.cell_group] * cell_lik).sum(axis=1)
+    np.testing.assert_allclose(np.dot(problem.cell_count, np.log(mix)), outs[-1], rtol=1e-9)
+
+
+def test_dirichlet_multinomial_split_has_the_requested_variance():
+    from models.latent_class import dirichlet_multinomial_rows
+
+    rng = np.random.default_rng(3)
+    rows = 40_000
+    n = np.full(rows, 30)
+    probs = np.tile([0.7, 0.2, 0.1], (rows, 1))
+    factor = np.where(np.arange(rows) < rows // 2, 2.5, 1.0)
+    draws = dirichlet_multinomial_rows(rng, n, probs, factor)
+    assert (draws.sum(axis=1) == n).all() and (draws >= 0).all()
+    binomial = 30 * 0.7 * 0.3
+    mixed, plain = draws[: rows // 2, 0], draws[rows // 2 :, 0]
+    assert abs(mixed.mean() - 21.0) < 0.1 and abs(plain.mean() - 21.0) < 0.1
+    assert mixed.var() / binomial == pytest.approx(2.5, rel=0.05)
+    assert plain.var() / binomial == pytest.approx(1.0, rel=0.05)
+    # A row with fewer persons than the factor cannot be overdispersed: multinomial.
+    small = dirichlet_multinomial_rows(rng, np.full(rows, 2), probs, 2.5)
+    assert small[:, 0].var() / (2 * 0.7 * 0.3) == pytest.approx(1.0, rel=0.05)
