@@ -452,12 +452,14 @@ def predict_blocks(
     """Posterior predictive block counts ``draw, block_id, citizens, noncitizens, cvap``.
 
     Per posterior draw: with an exact block table, per cell the class membership probabilities
-    ``pi_{g,k} P(pattern | k)`` normalised, then a multinomial of the cell count. With a noisy
+    ``pi_{g,k} P(pattern | k)`` normalised, then a Dirichlet-multinomial of the cell count
+    (variance: the multinomial's times ``problem.pattern_split_dispersion``). With a noisy
     coarse block table, the unknown true coarse counts are drawn first: per block x age x coarse
     pattern, on the integers from the model's ``Binomial(N, q)`` prior times the measurement's
     ``Normal(value, sigma^2)`` (:func:`sample_true_counts`), rescaled to the public population
-    by largest remainders; then a multinomial by class membership given the coarse
-    pattern. Without any block table, a multinomial of the public population by ``pi``.
+    by largest remainders; then a Dirichlet-multinomial by class membership given the coarse
+    pattern (variance factor: the table's dispersion). Without any block table, a multinomial
+    of the public population by ``pi``.
     """
     from models.latent_class import parameter_names
 
