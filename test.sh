@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 tools/ensure_env.sh
-exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" "$@"
+# loadscope: a module's tests share one worker, so module fixtures (the tiny workflow run, about
+# 7 minutes) run once instead of once per worker.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadscope "$@"
