@@ -513,13 +513,12 @@ def predict_blocks(
             # (the table's between-block dispersion). Measured on the default run's exact fit,
             # block squared errors were 1.6-3.4 times the multinomial variance within the
             # no_record, noncitizen and naturalized patterns.
-            split_factor = np.broadcast_to(np.asarray(dispersion, dtype=float), (n_coarse,))
             by_class = (
                 dirichlet_multinomial_rows(
                     rng,
                     counts.reshape(-1),
                     r.reshape(-1, problem.n_classes),
-                    np.tile(split_factor, problem.n_groups),
+                    np.broadcast_to(dispersion, counts.shape).reshape(-1),
                 )
                 .reshape(problem.n_groups, n_coarse, -1)
                 .sum(axis=1)

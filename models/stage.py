@@ -53,10 +53,11 @@ def use_private_compile_cache() -> None:
 
     The end-to-end determinism test failed in the full suite (same seed, different draws) while
     two workflow runs shared ``~/.pytensor``. A private cache per fit makes every fit start from
-    the same, empty, state; the sampler's warm-up run (:func:`models.latent_class.sample`) then
-    fills it before the chains start, which is still needed (without it even the exact fit's
-    draws differed). It costs a cold compile per fit (numba: about 2 minutes more on the tiny
-    model than with a warm shared cache).
+    the same, empty, state. With PyMC's NUTS the sampler's warm-up run
+    (:func:`models.latent_class.sample`) then fills it before the chain processes start, which is
+    still needed (without it even the exact fit's draws differed); nutpie compiles once, in this
+    process, and needs none. It costs a cold compile per fit (numba: 2-3 minutes per tiny fit).
+    A cache shared by a working directory's fits was tried and failed the determinism test.
     Must run before PyTensor is imported; afterwards it only logs that it cannot apply.
     """
     if "pytensor" in sys.modules:
