@@ -332,11 +332,7 @@ def build_problem(
         coarse_weights=coarse_weights,
         coarse_labels=list(COARSE_PATTERNS),
         prior_scales=dict(model_config.get("prior_scales", {})),
-        centered_levels=tuple(
-            model_config.get("centered_levels", ())
-            if (m["sigma"] <= 0).all()
-            else model_config.get("noisy_centered_levels", ())
-        ),
+        centered_levels=fit_centered_levels(model_config, m, groups),
         structural_zeros=structural_zero_masks(list(sources), categories),
         structural_zero_prob=STRUCTURAL_ZERO_PROBABILITY,
         source_age_effects=bool(model_config.get("source_age_effects", False)),
@@ -355,6 +351,43 @@ def build_problem(
         problem.n_patterns,
     )
     return problem, lookup
+
+
+def fit_centered_levels(model_config: dict, measurements: pd.DataFrame, groups: pd.DataFrame):
+    """The levels whose effects this fit centres (``model.centered_levels`` when exact).
+
+    With noisy measurements, ``model.noisy_centered_levels``; its default ``auto`` keeps a
+    level of ``centered_levels`` centred when its median unit holds at least
+    ``model.noisy_centering_threshold`` persons per unit of noise variance summed over the
+    unit's block-level measurements. Centred effects mix well when each unit's data pin its
+    logits down, non-centred ones when the prior dominates; the noise decides which (default
+    scenario, tracts: 0.34 persons per unit of noise variance at rho 0.25, where centred tracts
+    gave R-hat 1.027 and bulk ESS 82; 1.35 at rho 1 and 5.6 at rho 4, where they converged).
+    """
+    centered = tuple(model_config.get("centered_levels", ()))
+    if (measurements["sigma"] <= 0).all():
+        return centered
+    noisy = model_config.get("noisy_centered_levels", "auto")
+    if noisy != "auto":
+        return tuple(noisy)
+    threshold = float(model_config.get("noisy_centering_threshold", 0.7))
+    block = measurements.loc[(measurements["geo_level"] == "block") & (measurements["sigma"] > 0)]
+    keep = []
+    for level in centered:
+        unit_of_block = groups.drop_duplicates("block_id").set_index("block_id")[f"{level}_id"]
+        noise_variance = (block["sigma"] ** 2).groupby(block["geo_id"].map(unit_of_block)).sum()
+        population = groups.groupby(f"{level}_id")["population"].sum()
+        per_variance = population / noise_variance.reindex(population.index)
+        median = float(np.median(per_variance.fillna(np.inf)))
+        log.info(
+            "%s: median %.2f persons per unit of block noise variance (centred at >= %.2f)",
+            level,
+            median,
+            threshold,
+        )
+        if median >= threshold:
+            keep.append(level)
+    return tuple(keep)
 
 
 def _exact_split_dispersion(

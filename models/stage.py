@@ -69,7 +69,10 @@ def use_private_compile_cache() -> None:
     # base_compiledir, not compiledir: PyTensor 3's default linker is numba, whose cache lives
     # in base_compiledir/numba (a private compiledir alone left it shared, and the end-to-end
     # determinism test still failed when two workflow runs shared it).
-    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"base_compiledir={directory}"]))
+    # generated_src_dir: the numba linker otherwise leaves one source file per compiled
+    # function in the system temporary directory (110k files after a day of fits here).
+    private = [f"base_compiledir={directory}", f"generated_src_dir={directory}/src"]
+    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, *private]))
     # A fresh cache logs every compiler probe at INFO; keep the fit log readable.
     logging.getLogger("pytensor").setLevel(logging.WARNING)
 
@@ -119,6 +122,7 @@ def fit_stage(
             "draws": mc["draws"],
             "tune": mc["tune"],
             "adaptation": mc["adaptation"] if mc["sampler"] == "nutpie" else None,
+            "centered_levels": list(problem.centered_levels),
             "n_cells": len(problem.cell_count),
             "n_groups": problem.n_groups,
             "n_patterns": problem.n_patterns,

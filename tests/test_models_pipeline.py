@@ -280,3 +280,34 @@ def test_dirichlet_multinomial_split_has_the_requested_variance():
     # A row with fewer persons than the factor cannot be overdispersed: multinomial.
     small = dirichlet_multinomial_rows(rng, np.full(rows, 2), probs, 2.5)
     assert small[:, 0].var() / (2 * 0.7 * 0.3) == pytest.approx(1.0, rel=0.05)
+
+
+def test_noisy_fits_centre_a_level_only_when_the_noise_is_small():
+    from models.pipeline import fit_centered_levels
+
+    # Two tracts of 2 blocks x 2 age groups, 100 persons per group: 400 persons per tract.
+    groups = pd.DataFrame(
+        {
+            "block_id": np.repeat(["b1", "b2", "b3", "b4"], 2),
+            "tract_id": np.repeat(["t1", "t2"], 4),
+            "county_id": "c1",
+            "age_group": ["0-17", "18+"] * 4,
+            "population": 100,
+        }
+    )
+
+    def measured(sigma: float) -> pd.DataFrame:
+        # Six coarse patterns per block x age: 24 rows per tract.
+        rows = groups[["block_id", "age_group"]].loc[groups.index.repeat(6)]
+        return pd.DataFrame(
+            {"geo_level": "block", "geo_id": rows["block_id"].to_numpy(), "sigma": sigma}
+        )
+
+    config = {"centered_levels": ["tract"], "noisy_centering_threshold": 0.7}
+    assert fit_centered_levels(config, measured(0.0), groups) == ("tract",)
+    # 400 persons / (24 x 4.0) = 4.2 persons per unit of noise variance: centred.
+    assert fit_centered_levels(config, measured(2.0), groups) == ("tract",)
+    # 400 / (24 x 36) = 0.46: non-centred.
+    assert fit_centered_levels(config, measured(6.0), groups) == ()
+    fixed = {**config, "noisy_centered_levels": ["tract"]}
+    assert fit_centered_levels(fixed, measured(6.0), groups) == ("tract",)
