@@ -6,10 +6,11 @@ summed out::
 
     loglik = sum_c n[c] * log(sum_k pi[g[c], k] * lik[r[c], k])
 
-Written with PyTensor's generic ops this is two gathers whose gradients are two scatter-adds;
-on the default scenario (67k cells) they took most of a 4 ms gradient and most of the numba
-compile. Here value and gradient are a single loop each, with numba implementations for nutpie
-and PyMC's numba linker, and numpy ``perform`` methods for every other mode.
+Written with PyTensor's generic ops this is two gathers whose gradients are two scatter-adds.
+Here value and gradient are a single loop each, with numba implementations for nutpie and
+PyMC's numba linker, and numpy ``perform`` methods for every other mode. On the default
+scenario (67k cells), together with per-unit exponentials in
+:func:`models.latent_class.group_class_shares`, logp + gradient went from 2.5 to 1.6 ms.
 """
 
 from __future__ import annotations
