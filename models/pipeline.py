@@ -372,9 +372,11 @@ def fit_centered_levels(model_config: dict, measurements: pd.DataFrame, groups: 
         return tuple(noisy)
     threshold = float(model_config.get("noisy_centering_threshold", 0.7))
     block = measurements.loc[(measurements["geo_level"] == "block") & (measurements["sigma"] > 0)]
+    # drop=False: a block is its own unit when blocks are the level.
+    blocks = groups.drop_duplicates("block_id").set_index("block_id", drop=False)
     keep = []
     for level in centered:
-        unit_of_block = groups.drop_duplicates("block_id").set_index("block_id")[f"{level}_id"]
+        unit_of_block = blocks[f"{level}_id"]
         noise_variance = (block["sigma"] ** 2).groupby(block["geo_id"].map(unit_of_block)).sum()
         population = groups.groupby(f"{level}_id")["population"].sum()
         per_variance = population / noise_variance.reindex(population.index)

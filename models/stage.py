@@ -63,18 +63,27 @@ def use_private_compile_cache() -> None:
     if "pytensor" in sys.modules:
         log.warning("PyTensor already imported: the shared compile cache is used")
         return
-    directory = tempfile.mkdtemp(prefix="pytensor-cache-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    flags = os.environ.get("PYTENSOR_FLAGS", "")
     # base_compiledir, not compiledir: PyTensor 3's default linker is numba, whose cache lives
     # in base_compiledir/numba (a private compiledir alone left it shared, and the end-to-end
     # determinism test still failed when two workflow runs shared it).
-    # generated_src_dir: the numba linker otherwise leaves one source file per compiled
-    # function in the system temporary directory (110k files after a day of fits here).
-    private = [f"base_compiledir={directory}", f"generated_src_dir={directory}/src"]
-    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, *private]))
+    use_private_pytensor_dirs("base_compiledir", "generated_src_dir")
     # A fresh cache logs every compiler probe at INFO; keep the fit log readable.
     logging.getLogger("pytensor").setLevel(logging.WARNING)
+
+
+def use_private_pytensor_dirs(*flags: str) -> None:
+    """Point each PyTensor directory flag in ``flags`` at a private directory removed at exit.
+
+    Appended to ``PYTENSOR_FLAGS``, so it must run before PyTensor is imported.
+    ``generated_src_dir`` matters on its own: without it the numba linker leaves one source file
+    per compiled function in the system temporary directory (110k files after a day of fits).
+    """
+    directory = tempfile.mkdtemp(prefix="pytensor-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    private = [f"{flag}={directory}/{flag}" for flag in flags]
+    os.environ["PYTENSOR_FLAGS"] = ",".join(
+        filter(None, [os.environ.get("PYTENSOR_FLAGS", ""), *private])
+    )
 
 
 def fit_stage(

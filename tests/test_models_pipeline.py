@@ -311,3 +311,20 @@ def test_noisy_fits_centre_a_level_only_when_the_noise_is_small():
     assert fit_centered_levels(config, measured(6.0), groups) == ()
     fixed = {**config, "noisy_centered_levels": ["tract"]}
     assert fit_centered_levels(fixed, measured(6.0), groups) == ("tract",)
+
+
+def test_noisy_centring_rule_accepts_blocks_as_the_level():
+    from models.pipeline import fit_centered_levels
+
+    groups = pd.DataFrame(
+        {
+            "block_id": ["b1", "b2"],
+            "tract_id": "t1",
+            "county_id": "c1",
+            "age_group": "18+",
+            "population": 100,
+        }
+    )
+    noisy = pd.DataFrame({"geo_level": "block", "geo_id": ["b1", "b2"], "sigma": 1.0})
+    # 100 persons per unit of noise variance in each block: centred.
+    assert fit_centered_levels({"centered_levels": ["block"]}, noisy, groups) == ("block",)
