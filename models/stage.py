@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.latent_class import build_model, count_free_parameters, diagnostics, em_start, sample
+from models.latent_class import (
+    build_model,
+    count_free_parameters,
+    diagnostics,
+    em_estimates,
+    em_start,
+    modal_references,
+    sample,
+)
 from models.pipeline import build_problem, predict_blocks, source_behaviour, top_parameters
 from pipeline_common.ages import age_group_labels
 from pipeline_common.io import atomic_path, write_json, write_parquet
@@ -94,6 +102,8 @@ def fit_stage(
     mc = config["model"]
     start = time.perf_counter()
     problem, _ = _problem(measurements_path, public_counts_path, patterns_path, config)
+    estimates = em_estimates(problem)
+    problem.source_reference = modal_references(problem, estimates[0])
     model = build_model(problem)
     seed = int(stage_rng(config["seed"], "model", "sample").integers(2**31))
     idata, seconds = sample(
@@ -105,7 +115,7 @@ def fit_stage(
         target_accept=mc["target_accept"],
         seed=seed,
         adaptation=mc["adaptation"],
-        initvals=em_start(problem),
+        initvals=em_start(problem, estimates=estimates),
     )
     diag = diagnostics(idata)
     top = diagnostics(idata, top_parameters(problem))

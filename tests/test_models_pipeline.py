@@ -231,30 +231,37 @@ def test_record_rule_and_census_style_baselines():
     assert set(m["counties"]) == {"12086"}
 
 
-def test_numpy_mirror_matches_the_graph_with_age_varying_sources(world):
-    """Prediction's numpy mirror reads the same probabilities the fitted graph used."""
+@pytest.mark.parametrize("option", ["source_age_effects", "withheld_classes"])
+def test_numpy_mirror_matches_the_graph(world, option):
+    """Prediction's numpy mirror reads the same probabilities the fitted graph used (with
+    age-varying sources; with withheld classes, whose logits are offsets from their parents'
+    and have no tract effects of their own)."""
     import pytensor
 
     from models.latent_class import class_probs_np, parameter_names, pattern_lik_np
 
-    config = {**MODEL_CONFIG, "source_age_effects": True}
+    config = {**MODEL_CONFIG, option: True}
     problem, _ = build_problem(
         world["measurements"], world["public_counts"], world["patterns"], config, AGE_LABELS
     )
-    assert problem.n_source_ages == len(AGE_LABELS)
     model = build_model(problem)
     rng = np.random.default_rng(11)
     point = {k: v + rng.normal(0, 0.3, v.shape) for k, v in model.initial_point().items()}
     names = [n for n in parameter_names(problem) if n in model.named_vars]
-    assert all(f"theta_{s}_by_age" in names for s in ("ssa_numident", "acs"))
     graphs = model.replace_rvs_by_values([model[n] for n in names] + [model["cells_loglik"]])
     fn = pytensor.function(model.value_vars, graphs, mode="FAST_COMPILE", on_unused_input="ignore")
     outs = fn(*[point[v.name] for v in model.value_vars])
     draws = {n: np.asarray(v)[None] for n, v in zip(names, outs[:-1], strict=True)}
-    # Deviations moved the per-age probabilities away from the pooled ones.
-    by_age = draws["theta_ssa_numident_by_age"][0]
-    assert np.abs(by_age - draws["theta_ssa_numident"][0][None]).max() > 1e-3
-    np.testing.assert_allclose(by_age.sum(axis=-1), 1.0, atol=1e-9)
+    if option == "source_age_effects":
+        assert problem.n_source_ages == len(AGE_LABELS)
+        assert all(f"theta_{s}_by_age" in names for s in ("ssa_numident", "acs"))
+        # Deviations moved the per-age probabilities away from the pooled ones.
+        by_age = draws["theta_ssa_numident_by_age"][0]
+        assert np.abs(by_age - draws["theta_ssa_numident"][0][None]).max() > 1e-3
+        np.testing.assert_allclose(by_age.sum(axis=-1), 1.0, atol=1e-9)
+    else:
+        # Tract effects for the three non-reference main classes only.
+        assert draws["eta_tract"].shape[-1] == 3 and draws["intercept"].shape[1] == 5
     pi = class_probs_np(problem, draws, 0)
     lik = pattern_lik_np(problem, draws, 0)
     cell_lik = lik[problem.group_source_age[problem.cell_group], problem.cell_pattern]
@@ -328,3 +335,32 @@ def test_noisy_centring_rule_accepts_blocks_as_the_level():
     noisy = pd.DataFrame({"geo_level": "block", "geo_id": ["b1", "b2"], "sigma": 1.0})
     # 100 persons per unit of noise variance in each block: centred.
     assert fit_centered_levels({"centered_levels": ["block"]}, noisy, groups) == ("block",)
+
+
+def test_withheld_classes_see_nothing_in_dhs_sources_and_share_the_rest(world):
+    from models.latent_class import em_estimates
+    from models.pipeline import WITHHOLDING_SOURCES, citizen_class_indices
+
+    config = {**MODEL_CONFIG, "withheld_classes": True}
+    problem, _ = build_problem(
+        world["measurements"], world["public_counts"], world["patterns"], config, AGE_LABELS
+    )
+    names = problem.class_names
+    assert names[4:] == ["naturalized_withheld", "noncitizen_withheld"]
+    assert citizen_class_indices(names) == [0, 1, 4]
+    theta, share = em_estimates(problem)
+    for s, source in enumerate(problem.source_names):
+        none = problem.categories[s].index("none")
+        if source in WITHHOLDING_SOURCES:
+            # Only "none" is possible (the rest keeps the false-link allowance).
+            assert theta[s][4, none] > 0.999 and theta[s][5, none] > 0.999
+        else:
+            np.testing.assert_array_equal(theta[s][4], theta[s][1])
+            np.testing.assert_array_equal(theta[s][5], theta[s][2])
+    # The model builds, and its start point is finite.
+    model = build_model(problem)
+    start = em_start(problem, estimates=(theta, share))
+    point = model.initial_point()
+    point.update({name: start[name] for name in ("theta_logratio", "intercept")})
+    logp = model.compile_logp()(point)
+    assert np.isfinite(logp)
