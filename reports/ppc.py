@@ -119,5 +119,14 @@ def exact_fit_ppc(run_dir: str | Path, config: dict, posterior) -> pd.DataFrame 
     ]
     if posterior is None or not all(path.exists() for path in paths):
         return None
+    # The classes of the fit on file, not of the current config (a run fitted before a class
+    # option changed still gets its check).
+    from models.pipeline import WITHHELD_CLASSES
+
+    post = posterior["posterior"]
+    if "class" in post.coords:
+        fitted = {str(c) for c in post.coords["class"].values}
+        withheld = any(name in fitted for name in WITHHELD_CLASSES)
+        config = {**config, "model": {**config["model"], "withheld_classes": withheld}}
     problem, _ = _problem(*paths, config)
     return pattern_ppc(problem, posterior, stage_rng(config.get("seed", 0), "report", "ppc"))
