@@ -435,7 +435,7 @@ def build_model(problem: LatentClassProblem):
                 inherited = unit_value[parent]
                 eta = pm.Normal(
                     f"eta_{name}",
-                    inherited if cols is None else inherited[:, cols],
+                    varying_part(problem, inherited),
                     sigma[None, :],
                     dims=(name, dim),
                 )
@@ -448,7 +448,7 @@ def build_model(problem: LatentClassProblem):
             inherited = unit_value[parent]
             effect = basis.expand(z * sigma[None, :], pt)
             unit_value = set_varying(
-                problem, inherited, add_varying(problem, inherited, effect, pt), pt
+                problem, inherited, varying_part(problem, inherited) + effect, pt
             )
         age = None
         if problem.group_age is not None:
@@ -912,7 +912,7 @@ def class_probs_np(problem: LatentClassProblem, draws: dict[str, np.ndarray], d:
             effect = nested_zero_sum_basis(problem, level).expand(free, np)
             inherited = unit_value[parent]
             unit_value = set_varying(
-                problem, inherited, add_varying(problem, inherited, effect, np), np
+                problem, inherited, varying_part(problem, inherited) + effect, np
             )
     age = draws["age_effect"][d].T if problem.group_age is not None else None
     return group_class_shares(problem, unit_value, age, np)
@@ -967,10 +967,10 @@ def set_varying(problem: LatentClassProblem, inherited, values, xp):
     return xp.set_subtensor(inherited[:, cols], values)
 
 
-def add_varying(problem: LatentClassProblem, inherited, effect, xp):
-    """The :func:`varying_classes` columns of ``inherited`` plus ``effect``."""
+def varying_part(problem: LatentClassProblem, values):
+    """The :func:`varying_classes` columns of ``values`` (units x k-1; numpy or PyTensor)."""
     cols = varying_classes(problem)
-    return inherited + effect if cols is None else inherited[:, cols] + effect
+    return values if cols is None else values[:, cols]
 
 
 def class_logit_map(problem: LatentClassProblem) -> np.ndarray | None:

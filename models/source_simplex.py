@@ -86,7 +86,7 @@ class SourceSimplexLayout:
     def log_probs(self, free, xp):
         """(rows x width) log-probabilities from the free coordinates (``xp``: numpy or
         ``pytensor.tensor``); entries outside a source's categories are 0."""
-        logits, log_q = self._log_q(free, xp)
+        log_q = self._log_q(free, xp)
         return xp.where(
             self.possible,
             self.log_scale[:, None] + log_q,
@@ -95,8 +95,7 @@ class SourceSimplexLayout:
 
     def prior_logp(self, free, xp):
         """Joint Dirichlet log-density of all rows in the free coordinates (with Jacobian)."""
-        _, log_q = self._log_q(free, xp)
-        return xp.sum(self.alpha * log_q) + self.log_normaliser
+        return xp.sum(self.alpha * self._log_q(free, xp)) + self.log_normaliser
 
     def _log_q(self, free, xp):
         """Log of each row's Dirichlet variable (possible entries; 0 elsewhere)."""
@@ -105,7 +104,7 @@ class SourceSimplexLayout:
         logits = xp.where(self.possible, full, -1e4)
         top = xp.max(logits, axis=1, keepdims=True)
         lse = top + xp.log(xp.sum(xp.exp(logits - top), axis=1, keepdims=True))
-        return logits, xp.where(self.possible, logits - lse, 0.0)
+        return xp.where(self.possible, logits - lse, 0.0)
 
     def source_matrix(self, log_probs, s: int, xp):
         """Source ``s``'s probabilities (k x C) from :meth:`log_probs`."""

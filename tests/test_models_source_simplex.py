@@ -10,6 +10,13 @@ from models.source_simplex import source_simplex_layout
 
 CLASSES = ["a", "b", "c"]
 EPS = 1e-4
+SOURCES = ["s0", "s1", "s2"]
+CATEGORIES = [["none", "x", "y", "z"], ["none", "p", "q"], ["none", "r"]]
+
+
+def three_sources(alpha, impossible, **options):
+    """The layout of the three test sources (``options``: reference, tie)."""
+    return source_simplex_layout(SOURCES, CATEGORIES, CLASSES, alpha, impossible, EPS, **options)
 
 
 @pytest.fixture
@@ -24,14 +31,7 @@ def layout():
     ]
     alpha = [rng.uniform(0.5, 5.0, (3, c)) for c in (4, 3, 2)]
     return (
-        source_simplex_layout(
-            ["s0", "s1", "s2"],
-            [["none", "x", "y", "z"], ["none", "p", "q"], ["none", "r"]],
-            CLASSES,
-            alpha,
-            impossible,
-            EPS,
-        ),
+        three_sources(alpha, impossible),
         alpha,
         impossible,
     )
@@ -124,15 +124,7 @@ def test_reference_choice_changes_coordinates_not_the_density(layout):
     reference = [
         np.argmax(np.where(m, -1.0, t), axis=1) for m, t in zip(impossible, thetas, strict=True)
     ]
-    other = source_simplex_layout(
-        ["s0", "s1", "s2"],
-        [["none", "x", "y", "z"], ["none", "p", "q"], ["none", "r"]],
-        CLASSES,
-        alpha,
-        impossible,
-        EPS,
-        reference,
-    )
+    other = three_sources(alpha, impossible, reference=reference)
     free = other.free_from_probabilities(thetas)
     for s in range(3):
         np.testing.assert_allclose(other.source_matrix(other.log_probs(free, np), s, np), thetas[s])
@@ -155,15 +147,7 @@ def test_a_tied_class_shares_its_parents_probabilities_and_prior(layout):
     lay, alpha, impossible = layout
     # Class "c" shares class "b"'s row of source 0 (same impossible categories: none).
     tie = [np.array([0, 1, 1]), np.arange(3), np.arange(3)]
-    tied = source_simplex_layout(
-        ["s0", "s1", "s2"],
-        [["none", "x", "y", "z"], ["none", "p", "q"], ["none", "r"]],
-        CLASSES,
-        alpha,
-        impossible,
-        EPS,
-        tie=tie,
-    )
+    tied = three_sources(alpha, impossible, tie=tie)
     assert tied.n_free == lay.n_free - 3
     assert not any(label.startswith("s0:c:") for label in tied.free_labels)
     free = np.random.default_rng(6).normal(0, 1, tied.n_free)
