@@ -364,3 +364,22 @@ def test_withheld_classes_see_nothing_in_dhs_sources_and_share_the_rest(world):
     point.update({name: start[name] for name in ("theta_logratio", "intercept")})
     logp = model.compile_logp()(point)
     assert np.isfinite(logp)
+
+
+@pytest.mark.parametrize(
+    ("noisy_setting", "exact_classes", "noisy_classes"),
+    [(False, 6, 4), (None, 6, 6), (True, 6, 6)],
+)
+def test_noisy_refit_has_its_own_withheld_classes_switch(
+    world, noisy_setting, exact_classes, noisy_classes
+):
+    """``noisy_withheld_classes`` applies to noisy measurements only (None: follow the exact)."""
+    config = {**MODEL_CONFIG, "withheld_classes": True, "noisy_withheld_classes": noisy_setting}
+    noisy = noisy_measurements(world["cells"], world["patterns"], np.random.default_rng(3))
+    sizes = []
+    for measurements in (world["measurements"], noisy):
+        problem, _ = build_problem(
+            measurements, world["public_counts"], world["patterns"], config, AGE_LABELS
+        )
+        sizes.append(len(problem.class_names))
+    assert sizes == [exact_classes, noisy_classes]

@@ -25,6 +25,14 @@ def published_fit(name):
     return f"{PRIVATE_MODEL}/{name}"
 
 
+def settings(*sections):
+    """The config a rule's script reads, as a ``params:`` value: Snakemake's params rerun trigger
+    then reruns the rule when it changes (scripts read ``snakemake.config`` directly).
+    """
+    shared = {k: config[k] for k in ("seed", "reference_date", "age_groups")}
+    return {**shared, **{section: config[section] for section in sections}}
+
+
 # Each stage file appends the targets a full run must build.
 FINAL_TARGETS = []
 

@@ -23,6 +23,8 @@ rule linkage_standardize_frame:
         f"{BENCH}/linkage/standardize_frame.tsv"
     conda:
         ENV
+    params:
+        settings=settings("linkage"),
     script:
         "../scripts/linkage_frame.py"
 
@@ -42,6 +44,8 @@ rule linkage_link_numident:
     conda:
         ENV
     threads: config["linkage"]["threads"]
+    params:
+        settings=settings("linkage"),
     script:
         "../scripts/linkage_link.py"
 
@@ -62,6 +66,8 @@ rule linkage_link_source:
     conda:
         ENV
     threads: 1
+    params:
+        settings=settings("linkage"),
     script:
         "../scripts/linkage_link.py"
 
@@ -83,6 +89,8 @@ rule linkage_link_source_with_pik:
     conda:
         ENV
     threads: 1
+    params:
+        settings=settings("linkage"),
     script:
         "../scripts/linkage_link.py"
 
@@ -105,6 +113,8 @@ rule linkage_combine:
         f"{BENCH}/linkage/combine.tsv"
     conda:
         ENV
+    params:
+        settings=settings("linkage"),
     script:
         "../scripts/linkage_combine.py"
 

@@ -21,8 +21,17 @@ rule tabulate:
     conda:
         ENV
     params:
-        # A changed exclusion list must re-run tabulation.
-        exclude_sources=config["model"]["exclude_sources"],
+        # A changed exclusion list or category rule must re-run tabulation.
+        settings=settings(),
+        tabulation={
+            key: config["model"][key]
+            for key in (
+                "exclude_sources",
+                "high_confidence_threshold",
+                "stale_split",
+                "stale_cutoff_year",
+            )
+        },
     script:
         "../scripts/model_tabulate.py"
 
@@ -39,6 +48,8 @@ rule exact_tables:
         f"{BENCH}/model/exact_tables.tsv"
     conda:
         ENV
+    params:
+        settings=settings("model"),
     script:
         "../scripts/model_exact_tables.py"
 
@@ -58,6 +69,8 @@ rule fit_model:
     conda:
         ENV
     threads: config["model"]["chains"]
+    params:
+        settings=settings("model"),
     script:
         "../scripts/model_fit.py"
 
@@ -76,6 +89,8 @@ rule predict_blocks:
         f"{BENCH}/model/predict_blocks.tsv"
     conda:
         ENV
+    params:
+        settings=settings("model"),
     script:
         "../scripts/model_predict.py"
 
@@ -96,6 +111,9 @@ rule baseline_record_rule:
         ENV
     params:
         method="record_rule",
+        settings=settings(),
+        baselines=config["model"]["baselines"],
+        threshold=config["model"]["high_confidence_threshold"],
     script:
         "../scripts/model_baseline.py"
 
@@ -115,6 +133,9 @@ rule baseline_census_style:
         ENV
     params:
         method="census_style",
+        settings=settings(),
+        baselines=config["model"]["baselines"],
+        threshold=config["model"]["high_confidence_threshold"],
     script:
         "../scripts/model_baseline.py"
 

@@ -23,6 +23,8 @@ rule privacy_measure:
         f"{BENCH}/privacy/measure.tsv"
     conda:
         ENV
+    params:
+        settings=settings("privacy"),
     script:
         "../scripts/privacy_measure.py"
 
@@ -42,6 +44,8 @@ rule privacy_fit:
     conda:
         ENV
     threads: config["model"]["chains"]
+    params:
+        settings=settings("model", "privacy"),
     script:
         "../scripts/model_fit.py"
 
@@ -60,6 +64,8 @@ rule privacy_predict:
         f"{BENCH}/privacy/predict.tsv"
     conda:
         ENV
+    params:
+        settings=settings("model", "privacy"),
     script:
         "../scripts/model_predict.py"
 
@@ -87,6 +93,8 @@ rule publish:
         f"{BENCH}/privacy/publish.tsv"
     conda:
         ENV
+    params:
+        settings=settings("model", "privacy"),
     script:
         "../scripts/privacy_publish.py"
 
