@@ -89,7 +89,7 @@ def model_classes(model_config: dict, noisy: bool = False) -> list[str]:
     A fit to noisy measurements asks ``model.noisy_withheld_classes`` (``None``: the same as
     ``model.withheld_classes``). The noisy tables show the withheld persons only through one
     county table of full patterns; at rho 1 on the default scenario the refit with them had
-    county citizen errors up to 0.99% (CVAP 1.39%) against 0.42% (0.58%) without them.
+    county citizen errors up to 0.98% (CVAP 1.39%) against 0.41% (0.56%) without them.
     """
     withheld = model_config.get("withheld_classes")
     if noisy and model_config.get("noisy_withheld_classes") is not None:
