@@ -580,6 +580,10 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             else []
         ),
         "fits": S.fit_diagnostics(ctx),
+        "privacy_classes": first_key(ctx.get("privacy_diagnostics") or {}, "classes", default=[]),
+        "privacy_centered_levels": first_key(
+            ctx.get("privacy_diagnostics") or {}, "centered_levels", default=None
+        ),
         "fits_summary": N.fits_summary_sentence(
             S.fit_diagnostics(ctx), float(settings["rhat_max"]), float(settings["ess_min"])
         ),
