@@ -13,6 +13,9 @@ cache (cold for the first case).
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -43,7 +46,7 @@ def run_case(label: str, n_persons: int, blocks_per_tract: int, args) -> dict:
     dlogp = model.compile_dlogp()
     point = model.initial_point()
     dlogp(point)
-    reps = 50
+    reps = 200
     t0 = time.perf_counter()
     for _ in range(reps):
         dlogp(point)
@@ -74,7 +77,6 @@ def run_case(label: str, n_persons: int, blocks_per_tract: int, args) -> dict:
         row["fit_seconds_incl_compile"] = round(seconds, 1)
         row["wall_seconds"] = round(time.perf_counter() - start, 1)
         row["mean_tree_steps"] = round(float(steps.mean()), 1)
-    print(row, flush=True)
     return row
 
 
@@ -85,17 +87,33 @@ def main() -> None:
     parser.add_argument("--blocks-per-tract", type=int, default=25)
     parser.add_argument("--no-sample", action="store_true", help="gradient timing only")
     parser.add_argument("--sampler", choices=["pymc", "nutpie"], default=None)
+    parser.add_argument("--case", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from models.stage import use_private_compile_cache
-
-    use_private_compile_cache()
     args.sampler = args.sampler or load_config()["model"]["sampler"]
     bpt = args.blocks_per_tract
-    rows = [
-        run_case("100k persons", 100_000, bpt, args),
-        run_case("1M persons", 1_000_000, bpt, args),
-        run_case("100k persons, 2x blocks", 100_000, 2 * bpt, args),
+    cases = [
+        ("100k persons", 100_000, bpt),
+        ("1M persons", 1_000_000, bpt),
+        ("100k persons, 2x blocks", 100_000, 2 * bpt),
     ]
+    if args.case is not None:
+        # One case per process, each on its own empty compile cache: every fit compiles cold,
+        # as in the pipeline, so the cases compare like for like.
+        from models.stage import use_private_compile_cache
+
+        use_private_compile_cache()
+        print("ROW " + json.dumps(run_case(*cases[args.case], args), default=int), flush=True)
+        return
+    rows = []
+    for index in range(len(cases)):
+        out = subprocess.run(
+            [sys.executable, __file__, *sys.argv[1:], "--case", str(index)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        rows.append(json.loads(next(ln[4:] for ln in out.splitlines() if ln.startswith("ROW "))))
+        print(rows[-1], flush=True)
     print(f"\ncase | persons | blocks | cells | params | grad ms | fit s ({args.sampler})")
     for r in rows:
         print(
