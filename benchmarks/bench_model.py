@@ -24,7 +24,12 @@ from pipeline_common.config import load_config
 
 
 def run_case(label: str, n_persons: int, blocks_per_tract: int, args) -> dict:
-    from models.latent_class import build_model, count_free_parameters, em_start, sample
+    from models.latent_class import (
+        build_model,
+        count_free_parameters,
+        modal_reference_start,
+        sample,
+    )
     from models.pipeline import build_problem
     from models.simulate import AGE_LABELS, simulate
 
@@ -42,6 +47,7 @@ def run_case(label: str, n_persons: int, blocks_per_tract: int, args) -> dict:
     problem, _ = build_problem(
         sim["measurements"], sim["public_counts"], sim["patterns"], config, AGE_LABELS
     )
+    initvals = modal_reference_start(problem)  # as the pipeline's fit starts
     model = build_model(problem)
     dlogp = model.compile_dlogp()
     point = model.initial_point()
@@ -70,7 +76,7 @@ def run_case(label: str, n_persons: int, blocks_per_tract: int, args) -> dict:
             target_accept=config["target_accept"],
             adaptation=config["adaptation"],
             seed=1,
-            initvals=em_start(problem),
+            initvals=initvals,
         )
         stats = idata["sample_stats"]
         steps = stats["n_steps"] if "n_steps" in stats else stats["tree_size"]

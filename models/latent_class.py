@@ -578,6 +578,14 @@ def em_start(
     return _start_point(problem, theta, share)
 
 
+def modal_reference_start(problem: LatentClassProblem) -> dict[str, np.ndarray]:
+    """The pipeline's start: EM estimates, then each source row's log-ratio reference set to its
+    modal EM category (on ``problem``: call before :func:`build_model`), then the EM point."""
+    estimates = em_estimates(problem)
+    problem.source_reference = modal_references(problem, estimates[0])
+    return em_start(problem, estimates=estimates)
+
+
 def em_estimates(
     problem: LatentClassProblem, iterations: int = 300
 ) -> tuple[list[np.ndarray], np.ndarray]:

@@ -22,9 +22,7 @@ from models.latent_class import (
     build_model,
     count_free_parameters,
     diagnostics,
-    em_estimates,
-    em_start,
-    modal_references,
+    modal_reference_start,
     sample,
 )
 from models.pipeline import build_problem, predict_blocks, source_behaviour, top_parameters
@@ -102,8 +100,7 @@ def fit_stage(
     mc = config["model"]
     start = time.perf_counter()
     problem, _ = _problem(measurements_path, public_counts_path, patterns_path, config)
-    estimates = em_estimates(problem)
-    problem.source_reference = modal_references(problem, estimates[0])
+    initvals = modal_reference_start(problem)
     model = build_model(problem)
     seed = int(stage_rng(config["seed"], "model", "sample").integers(2**31))
     idata, seconds = sample(
@@ -115,7 +112,7 @@ def fit_stage(
         target_accept=mc["target_accept"],
         seed=seed,
         adaptation=mc["adaptation"],
-        initvals=em_start(problem, estimates=estimates),
+        initvals=initvals,
     )
     diag = diagnostics(idata)
     top = diagnostics(idata, top_parameters(problem))

@@ -12,9 +12,8 @@ from models.evaluate import evaluate, randomized_pit
 from models.latent_class import (
     build_model,
     diagnostics,
-    em_estimates,
     em_start,
-    modal_references,
+    modal_reference_start,
     sample,
 )
 from models.pipeline import (
@@ -46,9 +45,7 @@ def world():
 
 
 def _fit(problem, seed=1, draws=300):
-    # As models.stage.fit_stage does: each source row's log-ratios against its modal EM category.
-    estimates = em_estimates(problem)
-    problem.source_reference = modal_references(problem, estimates[0])
+    initvals = modal_reference_start(problem)  # as models.stage.fit_stage starts
     model = build_model(problem)
     idata, _ = sample(
         model,
@@ -58,7 +55,7 @@ def _fit(problem, seed=1, draws=300):
         chains=2,
         cores=1,
         seed=seed,
-        initvals=em_start(problem, estimates=estimates),
+        initvals=initvals,
     )
     return idata
 
