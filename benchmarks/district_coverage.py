@@ -12,12 +12,14 @@ percent) and the mean interval width. Reads the truth: an evaluation script, run
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from models.evaluate import truth_blocks
+from pipeline_common.errors import InputError
 from privacy.aggregate import QUANTITIES, aggregate, read_draws
 
 
@@ -77,6 +79,23 @@ def main() -> None:
         help="block draws under run_dir (model/block_draws.parquet: the exact fit)",
     )
     args = parser.parse_args()
+    try:
+        report(args)
+    except InputError as error:
+        print(f"district_coverage: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def report(args: argparse.Namespace) -> None:
+    """Score ``args.plans`` random plans of each kind and print the table."""
+    for name in ("published/blocks.csv", "truth/persons.parquet", "world/frame.parquet"):
+        if not (args.run_dir / name).exists():
+            raise InputError(
+                args.run_dir / name,
+                "(file)",
+                "file not found",
+                "give a results/{run} folder of a finished pipeline run",
+            )
     draws = read_draws(args.run_dir / args.draws)
     published = pd.read_csv(args.run_dir / "published/blocks.csv", dtype={"block_id": str})
     truth = truth_blocks(
