@@ -29,3 +29,8 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+# A fit that missed its convergence targets is said loudly at the end of the run.
+onsuccess:
+    warn_unconverged_fits()

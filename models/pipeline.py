@@ -41,6 +41,19 @@ import logging
 import numpy as np
 import pandas as pd
 
+from models.count_step import (
+    calibrate_to_margins,
+    coarse_margins,
+    coarse_split_shift,
+    full_table_membership,
+    full_table_view,
+)
+from models.discrepancy import (
+    bucket_citizen_share,
+    draw_problem_tilts,
+    problem_discrepancy,
+    tilt_membership,
+)
 from models.latent_class import (
     AggregateTable,
     LatentClassProblem,
@@ -51,6 +64,7 @@ from models.latent_class import (
     multinomial_rows,
     pattern_lik_np,
     stack_draws,
+    theta_by_age_np,
 )
 from models.tabulate import (
     COARSE_PATTERNS,
@@ -126,6 +140,16 @@ STRUCTURAL_ZEROS = {
     # An LPR grant is never made to a native-born citizen, and makes a person an LPR (or, after
     # naturalization, a naturalized citizen): never a temporary or unauthorized resident.
     ("uscis_lpr", "lpr_hi"): ("native_citizen", "other_noncitizen"),
+    # A native-born citizen never applied for an SSN as a noncitizen, is never a CBP/ICE
+    # noncitizen record (visa, admission, encounter) and never gets an ITIN (issued only to
+    # persons who cannot have an SSN). Learned freely, the privacy refit put 1.5% of the
+    # native-born in Numident-"noncitizen" patterns (exact fit 0.05%, truth 0) and 294 of
+    # 2,015 children with noncitizen evidence in the native class (truth 1) on the default
+    # run at rho 1 (diagnosis of 2026-12-03).
+    ("ssa_numident", "noncitizen_hi"): ("native_citizen",),
+    ("ssa_numident", "noncitizen_old_hi"): ("native_citizen",),
+    ("cbp_ice", "noncitizen_hi"): ("native_citizen",),
+    ("irs_itin", "noncitizen_hi"): ("native_citizen",),
 }
 STRUCTURAL_ZERO_PROBABILITY = 1e-4  # linkage precision >= 0.9998 measured on high-confidence links
 
@@ -549,6 +573,19 @@ def between_block_dispersion(
     return np.maximum(ratio, 1.0)
 
 
+def coarse_of_patterns(problem: LatentClassProblem) -> np.ndarray:
+    """Per full pattern, its coarse pattern's index in :data:`COARSE_PATTERNS`."""
+    out = np.empty(problem.n_patterns, dtype=np.int64)
+    for p, codes in enumerate(problem.pattern_codes):
+        flags = {
+            FLAGS[flag - 1]
+            for flag in (problem.category_flags[s][c] for s, c in enumerate(codes))
+            if flag > 0
+        }
+        out[p] = COARSE_PATTERNS.index(coarse_of_flags(flags))
+    return out
+
+
 def adult_age_groups_from_labels(labels: list[str]) -> list[str]:
     """Labels whose lower bound is at least 18 (parsed from ``lo-hi`` / ``lo+``)."""
     bounds = [int(lab.split("-")[0].rstrip("+")) for lab in labels]
@@ -561,6 +598,7 @@ def predict_blocks(
     idata,
     rng: np.random.Generator,
     n_draws: int | None = None,
+    discrepancy: dict | None = None,
 ) -> pd.DataFrame:
     """Posterior predictive block counts ``draw, block_id, citizens, noncitizens, cvap``.
 
@@ -588,14 +626,38 @@ def predict_blocks(
     coarse_block = next((a for a in block_tables if a.pattern_level == "coarse"), None)
     use_cells = len(problem.cell_count) > 0
     cit = citizen_class_indices(problem.class_names)
+    full_view = None if use_cells else full_table_view(problem)
+    disc = problem_discrepancy(problem, cit, discrepancy, full_view)
+    citizen = np.isin(np.arange(problem.n_classes), cit)
+    pattern_coarse = coarse_of_patterns(problem) if coarse_block is not None else None
+    margins = (
+        coarse_margins(problem, pattern_coarse, len(COARSE_PATTERNS))
+        if coarse_block is not None and not use_cells
+        else None
+    )
+    taus = []
     frames = []
     for out_d, d in enumerate(chosen):
         pi = class_probs_np(problem, draws, d)
+        if disc is not None:
+            thetas = [
+                theta_by_age_np(problem, draws, d, s) for s in range(len(problem.source_names))
+            ]
         if use_cells:
             lik = pattern_lik_np(problem, draws, d)
             cell_age = problem.group_source_age[problem.cell_group]
             r = pi[problem.cell_group] * lik[cell_age, problem.cell_pattern]
             r /= r.sum(axis=1, keepdims=True)
+            if disc is not None:
+                cell_bucket = disc.buckets(
+                    problem.cell_pattern, problem.group_age[problem.cell_group]
+                )
+                share = bucket_citizen_share(
+                    cell_bucket, problem.cell_count, r, disc.citizen, disc.n_buckets
+                )
+                tilts, tau = draw_problem_tilts(disc, problem, pi, thetas, share, rng)
+                taus.append(tau)
+                r = tilt_membership(r, tilts[cell_bucket], disc.citizen)
             split = problem.pattern_split_dispersion
             by_class = dirichlet_multinomial_rows(
                 rng, problem.cell_count, r, 1.0 if split is None else split[problem.cell_pattern]
@@ -616,11 +678,35 @@ def predict_blocks(
             y[g_rows, coarse_block.row_pattern] = coarse_block.value
             s2[g_rows, coarse_block.row_pattern] = np.maximum(coarse_block.sigma, 1e-9) ** 2
             dispersion = 1.0 if coarse_block.dispersion is None else coarse_block.dispersion
+            if margins is not None:
+                group_unit, margin, margin_var = margins
+                q = calibrate_to_margins(q, pop, group_unit, margin, margin_var, dispersion)
             true_counts = sample_true_counts(rng, pop, q, y, s2, dispersion=dispersion)
             counts = _rescale_rows(true_counts, pop)
             # Class membership given the coarse pattern: pi_k P(c | k), normalised.
             r = pi[:, None, :] * q_gck
             r /= np.maximum(r.sum(axis=2, keepdims=True), 1e-300)
+            if full_view is not None:
+                # The class split within each coarse pattern, moved to what the county table
+                # of full patterns implies (with the survey tilts when drawn).
+                member, weight = full_table_membership(
+                    full_view, pi, pattern_lik_np(problem, draws, d)
+                )
+                if disc is not None:
+                    table = full_view.table
+                    row_bucket = disc.buckets(table.row_pattern, full_view.unit_age[table.row_unit])
+                    share = bucket_citizen_share(
+                        row_bucket, weight, member, disc.citizen, disc.n_buckets
+                    )
+                    tilts, tau = draw_problem_tilts(disc, problem, pi, thetas, share, rng)
+                    taus.append(tau)
+                    member = tilt_membership(member, tilts[row_bucket], citizen)
+                shift = coarse_split_shift(
+                    full_view, member, weight, pattern_coarse, counts, r, citizen
+                )
+                r = tilt_membership(
+                    r.reshape(-1, problem.n_classes), shift.reshape(-1), citizen
+                ).reshape(r.shape)
             # Persons of a block are not independent: households share status. The class
             # split within a coarse pattern is overdispersed like the coarse counts themselves
             # (the table's between-block dispersion). Measured on the default run's exact fit,
@@ -655,6 +741,14 @@ def predict_blocks(
                 }
             )
         )
+    if taus:
+        log.info(
+            "discrepancy: %d survey-anchored buckets, tau median %.3f (90%%: %.3f-%.3f)",
+            disc.n_buckets,
+            float(np.median(taus)),
+            float(np.quantile(taus, 0.05)),
+            float(np.quantile(taus, 0.95)),
+        )
     out = pd.concat(frames, ignore_index=True)
     for col in ("draw", "citizens", "noncitizens", "cvap"):
         out[col] = out[col].round().astype(np.int64)
@@ -672,22 +766,30 @@ def sample_true_counts(
 ) -> np.ndarray:
     """Draw true cell counts given their noisy measurements, cell by cell, on the integers.
 
-    Per cell the posterior ``P(n) ~ Binomial(n; N, q) Normal(y; n, sigma^2)`` over the integers
+    Per cell the posterior ``P(n) ~ Prior(n; N, q) Normal(y; n, sigma^2)`` over the integers
     ``0..N`` in a window around its Gaussian approximation (an unmeasured cell, ``y`` NaN, draws
-    from the binomial prior). Drawing on the integers keeps rare cells unbiased: the earlier
-    Gaussian draw clipped at 0 inflated rare patterns (noncitizen evidence in a mostly-citizen
-    block) and biased block citizens down by about 2%. ``dispersion`` (per column, the table's
-    :func:`between_block_dispersion`) tempers the binomial prior by the same overdispersion the
-    fit's likelihood used. Returns floats (rows are rescaled to the public population afterwards).
+    from the prior). Drawing on the integers keeps rare cells unbiased: the earlier Gaussian
+    draw clipped at 0 inflated rare patterns and biased block citizens down by about 2%.
+
+    The prior is a beta-binomial with mean ``N q`` and variance ``dispersion`` times the
+    binomial's (``dispersion`` per column, the table's :func:`between_block_dispersion`: blocks
+    vary more than independent persons would). It replaced a binomial tempered by
+    ``1 / dispersion``, whose mean is above ``N q`` for rare cells: on the default run its draws
+    summed to 154,834 persons against a population of 150,831 before rows were rescaled, and the
+    rescale took the excess out of the common patterns (diagnosis of 2026-12-03). Returns floats
+    (rows are rescaled to the public population afterwards).
     """
-    from scipy.special import gammaln
+    from scipy.special import betaln, gammaln
 
     n_pop = population.astype(float)[:, None] * np.ones_like(share)
-    q = np.clip(share, 1e-12, 1 - 1e-12)
-    # Per column (coarse pattern) overdispersion of the prior, as in the fitted likelihood: the
-    # binomial log-prior is tempered by 1 / dispersion, so its variance is ~dispersion times
-    # the binomial's.
+    q = np.clip(share, 1e-9, 1 - 1e-9)
     dispersion = np.broadcast_to(np.asarray(dispersion, dtype=float), q.shape[1:])[None, :]
+    dispersion = np.broadcast_to(dispersion, q.shape)
+    # Beta-binomial with variance d N q (1 - q): (m + N) / (m + 1) = d, m = a + b.
+    over = dispersion > 1.0 + 1e-9
+    concentration = np.where(
+        over, np.maximum((n_pop - dispersion) / np.maximum(dispersion - 1.0, 1e-9), 1e-3), np.inf
+    )
     prior_mean = n_pop * q
     prior_var = np.maximum(dispersion * n_pop * q * (1 - q), 0.25)
     has_y = ~np.isnan(measured)
@@ -695,7 +797,17 @@ def sample_true_counts(
     post_mean = np.where(
         has_y, post_var * (prior_mean / prior_var + np.nan_to_num(measured) / noise_var), prior_mean
     )
-    out = rng.binomial(population.astype(np.int64)[:, None] * np.ones_like(q, dtype=np.int64), q)
+    p_draw = np.where(
+        over,
+        rng.beta(
+            np.where(over, q * np.minimum(concentration, 1e12), 1.0),
+            np.where(over, (1 - q) * np.minimum(concentration, 1e12), 1.0),
+        ),
+        q,
+    )
+    out = rng.binomial(
+        population.astype(np.int64)[:, None] * np.ones_like(q, dtype=np.int64), p_draw
+    )
     out = out.astype(float)
     rows, cols = np.nonzero(has_y)
     if len(rows):
@@ -707,17 +819,19 @@ def sample_true_counts(
         cand = low[:, None] + (offsets + half_window)[None, :]
         nn = n_pop[rows, cols][:, None]
         valid = cand <= nn
+        rest = np.maximum(nn - cand, 0)
         qq = q[rows, cols][:, None]
-        temper = 1.0 / np.broadcast_to(dispersion, q.shape)[rows, cols][:, None]
+        conc = concentration[rows, cols][:, None]
+        binomial = cand * np.log(qq) + rest * np.log1p(-qq)
+        finite = np.isfinite(conc)
+        a = np.where(finite, qq * np.where(finite, conc, 1.0), 1.0)
+        b = np.where(finite, (1 - qq) * np.where(finite, conc, 1.0), 1.0)
+        beta_binomial = betaln(cand + a, rest + b) - betaln(a, b)
         logp = (
-            temper
-            * (
-                gammaln(nn + 1)
-                - gammaln(cand + 1)
-                - gammaln(np.maximum(nn - cand, 0) + 1)
-                + cand * np.log(qq)
-                + (nn - cand) * np.log1p(-qq)
-            )
+            gammaln(nn + 1)
+            - gammaln(cand + 1)
+            - gammaln(rest + 1)
+            + np.where(finite, beta_binomial, binomial)
             - 0.5 * (measured[rows, cols][:, None] - cand) ** 2 / noise_var[rows, cols][:, None]
         )
         logp = np.where(valid, logp, -np.inf)

@@ -27,10 +27,10 @@ AGE_LABELS = ["0-17", "18-34", "35-64", "65+"]
 # the model treats as structural zeros get the model's false-link allowance (1e-4).
 DEFAULT_THETA: dict[str, dict[str, tuple[float, float, float, float]]] = {
     "ssa_numident": {
-        NONE: (0.10, 0.10, 0.15, 0.80),
+        NONE: (0.1048, 0.10, 0.15, 0.80),
         "citizen_hi": (0.80, 0.35, 0.01, 0.01),
-        "noncitizen_hi": (0.002, 0.15, 0.55, 0.12),
-        "noncitizen_old_hi": (0.003, 0.30, 0.25, 0.03),
+        "noncitizen_hi": (0.0001, 0.15, 0.55, 0.12),
+        "noncitizen_old_hi": (0.0001, 0.30, 0.25, 0.03),
         "unknown_hi": (0.08, 0.05, 0.03, 0.02),
         "citizen_lo": (0.015, 0.05, 0.01, 0.02),
     },
@@ -39,14 +39,14 @@ DEFAULT_THETA: dict[str, dict[str, tuple[float, float, float, float]]] = {
         "naturalized_hi": (0.0001, 0.75, 0.0001, 0.0001),
     },
     "uscis_lpr": {NONE: (0.9999, 0.35, 0.10, 0.9999), "lpr_hi": (0.0001, 0.65, 0.90, 0.0001)},
-    "cbp_ice": {NONE: (0.995, 0.97, 0.85, 0.60), "noncitizen_hi": (0.005, 0.03, 0.15, 0.40)},
+    "cbp_ice": {NONE: (0.9999, 0.97, 0.85, 0.60), "noncitizen_hi": (0.0001, 0.03, 0.15, 0.40)},
     "state_passports": {
         NONE: (0.50, 0.55, 0.9999, 0.9999),
         "citizen_hi": (0.50, 0.45, 0.0001, 0.0001),
     },
     "irs_itin": {
-        NONE: (0.999, 0.99, 0.97, 0.75),
-        "noncitizen_hi": (0.0005, 0.008, 0.02, 0.20),
+        NONE: (0.9994, 0.99, 0.97, 0.75),
+        "noncitizen_hi": (0.0001, 0.008, 0.02, 0.20),
         "noncitizen_lo": (0.0005, 0.002, 0.01, 0.05),
     },
     "acs": {

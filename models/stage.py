@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ import pandas as pd
 
 from models.latent_class import (
     build_model,
+    compile_nutpie,
     count_free_parameters,
     diagnostics,
     modal_reference_start,
@@ -27,6 +29,13 @@ from models.latent_class import (
 )
 from models.pipeline import build_problem, predict_blocks, source_behaviour, top_parameters
 from pipeline_common.ages import age_group_labels
+from pipeline_common.convergence import (
+    ConvergenceError,
+    convergence_failures,
+    convergence_settings,
+    failure_message,
+    failure_sentence,
+)
 from pipeline_common.io import atomic_path, write_json, write_parquet
 from pipeline_common.rng import stage_rng
 
@@ -92,32 +101,166 @@ def use_private_pytensor_dirs(*flags: str) -> None:
     )
 
 
+# A retry multiplies the draws by ess_min / (smallest ESS), within these bounds (ESS grows about
+# linearly with draws once the chains mix; R-hat alone missing gets the lower bound).
+DRAWS_FACTOR_MIN = 2
+DRAWS_FACTOR_MAX = 4
+TARGET_ACCEPT_MAX = 0.99
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """The sampler seed of ``attempt`` (1-based): the first keeps the stage's historical seed."""
+    names = ("model", "sample") if attempt == 1 else ("model", "sample", f"attempt-{attempt}")
+    return int(stage_rng(seed, *names).integers(2**31))
+
+
+def next_attempt(previous: dict, failed: dict, targets: dict) -> dict:
+    """``draws``, ``tune``, ``target_accept`` of the attempt after ``previous`` missed a target.
+
+    ``failed`` is the previous attempt's diagnostics. R-hat or ESS missed: more draws (factor
+    ``ess_min / min ESS``, between 2 and 4) and twice the tuning (a better-adapted mass matrix
+    and step size is what most often fixes disagreeing chains). Divergences: target acceptance
+    halfway to 1 (0.8 -> 0.9 -> 0.95, smaller steps) and twice the tuning.
+    """
+    draws, tune = int(previous["draws"]), int(previous["tune"])
+    target_accept = float(previous["target_accept"])
+    failures = convergence_failures(failed, targets)
+    mixing = [f for f in failures if "R-hat" in f or "ESS" in f]
+    diverged = [f for f in failures if "divergences" in f]
+    if mixing:
+        ess = [
+            float(failed[k])
+            for k in ("min_ess_bulk", "min_ess_tail")
+            if failed.get(k) is not None and math.isfinite(float(failed[k])) and failed[k] > 0
+        ]
+        factor = math.ceil(float(targets["ess_min"]) / min(ess)) if ess else DRAWS_FACTOR_MIN
+        draws *= min(DRAWS_FACTOR_MAX, max(DRAWS_FACTOR_MIN, factor))
+    if diverged:
+        target_accept = min(TARGET_ACCEPT_MAX, round(1 - (1 - target_accept) / 2, 6))
+    return {"draws": draws, "tune": tune * 2, "target_accept": target_accept}
+
+
+def _finite(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def sample_until_converged(
+    model, mc: dict, seed: int, initvals: dict | None, fit: str = "fit"
+) -> tuple[object, list[dict], float]:
+    """Sample ``model`` until its diagnostics meet ``mc["convergence"]`` or attempts run out.
+
+    Returns ``(idata, attempts, compile_seconds)``: the posterior of the last attempt (the
+    first that met every target, or the last one tried), one record per attempt (``draws``,
+    ``tune``, ``target_accept``, ``seed``, ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``,
+    ``divergences``, ``seconds``, ``failures``) and the seconds nutpie spent compiling.
+
+    The model is compiled once (nutpie) and sampled again from scratch on a miss (nutpie cannot
+    extend a finished chain); each attempt's seed is :func:`attempt_seed`, so the same config
+    and seed give the same attempts and the same draws.
+    """
+    settings = convergence_settings({"model": mc})
+    targets = {key: settings[key] for key in ("rhat_max", "ess_min", "max_divergences")}
+    compiled, compile_seconds = None, 0.0
+    if mc["sampler"] == "nutpie":
+        start = time.perf_counter()
+        compiled = compile_nutpie(model, initvals)
+        compile_seconds = time.perf_counter() - start
+        log.info("%s: nutpie compiled the model in %.1f s", fit, compile_seconds)
+    plan = {"draws": mc["draws"], "tune": mc["tune"], "target_accept": mc["target_accept"]}
+    attempts: list[dict] = []
+    for attempt in range(1, int(settings["max_attempts"]) + 1):
+        attempt_seed_value = attempt_seed(seed, attempt)
+        idata, seconds = sample(
+            model,
+            sampler=mc["sampler"],
+            draws=plan["draws"],
+            tune=plan["tune"],
+            chains=mc["chains"],
+            target_accept=plan["target_accept"],
+            seed=attempt_seed_value,
+            adaptation=mc["adaptation"],
+            initvals=initvals,
+            # PyMC's NUTS: the first attempt fills the compile cache in a child process; later
+            # attempts find it warm (the same in every run, so the draws stay reproducible).
+            warm_up=attempt == 1,
+            compiled=compiled,
+        )
+        diag = diagnostics(idata)
+        failures = convergence_failures(diag, targets)
+        attempts.append(
+            {
+                "attempt": attempt,
+                **plan,
+                "seed": attempt_seed_value,
+                "max_rhat": _finite(diag["max_rhat"]),
+                "min_ess_bulk": _finite(diag["min_ess_bulk"]),
+                "min_ess_tail": _finite(diag["min_ess_tail"]),
+                "divergences": int(diag["divergences"]),
+                "seconds": seconds,
+                "failures": failures,
+            }
+        )
+        log.info(
+            "%s, attempt %d/%d (%d draws, %d tuning, target_accept %.3g, seed %d): max R-hat "
+            "%.4f, min bulk ESS %.0f, min tail ESS %.0f, %d divergences, %.1f s: %s",
+            fit,
+            attempt,
+            settings["max_attempts"],
+            plan["draws"],
+            plan["tune"],
+            plan["target_accept"],
+            attempt_seed_value,
+            diag["max_rhat"],
+            diag["min_ess_bulk"],
+            diag["min_ess_tail"],
+            diag["divergences"],
+            seconds,
+            "; ".join(failures) if failures else "targets met",
+        )
+        if not failures:
+            break
+        if attempt < settings["max_attempts"]:
+            plan = next_attempt(plan, diag, targets)
+            log.info(
+                "%s: sampling again with %d draws, %d tuning, target_accept %.3g",
+                fit,
+                plan["draws"],
+                plan["tune"],
+                plan["target_accept"],
+            )
+    return idata, attempts, compile_seconds
+
+
 def fit_stage(
     measurements_path, public_counts_path, patterns_path, config, posterior_path, diagnostics_path
 ) -> dict:
-    """Fit the model; write the posterior and the diagnostics; return the diagnostics."""
+    """Fit the model; write the posterior and the diagnostics; return the diagnostics.
+
+    Samples again while a convergence target of ``model.convergence`` is missed (see
+    :func:`sample_until_converged`). A fit that still misses one is logged as a WARNING and
+    written with ``converged: false``; with ``on_failure: error`` it raises
+    :class:`~pipeline_common.convergence.ConvergenceError` after writing its files.
+    """
     use_private_compile_cache()
     mc = config["model"]
+    settings = convergence_settings(config)
+    targets = {key: settings[key] for key in ("rhat_max", "ess_min", "max_divergences")}
     start = time.perf_counter()
     problem, _ = _problem(measurements_path, public_counts_path, patterns_path, config)
     initvals = modal_reference_start(problem)
     model = build_model(problem)
-    seed = int(stage_rng(config["seed"], "model", "sample").integers(2**31))
-    idata, seconds = sample(
-        model,
-        sampler=mc["sampler"],
-        draws=mc["draws"],
-        tune=mc["tune"],
-        chains=mc["chains"],
-        target_accept=mc["target_accept"],
-        seed=seed,
-        adaptation=mc["adaptation"],
-        initvals=initvals,
+    m = pd.read_parquet(measurements_path, columns=["table", "geo_level", "pattern_level", "sigma"])
+    exact = bool((m["sigma"] <= 0).all())
+    fit = f"{'exact fit' if exact else 'privacy refit'} ({Path(diagnostics_path).parent}/)"
+    idata, attempts, compile_seconds = sample_until_converged(
+        model, mc, config["seed"], initvals, fit
     )
+    seconds = compile_seconds + sum(a["seconds"] for a in attempts)
+    kept = attempts[-1]
     diag = diagnostics(idata)
     top = diagnostics(idata, top_parameters(problem))
     stats = idata["sample_stats"]
-    m = pd.read_parquet(measurements_path, columns=["table", "geo_level", "pattern_level", "sigma"])
     tables = (
         m.groupby("table")
         .agg(
@@ -134,9 +277,17 @@ def fit_stage(
             "sampler": mc["sampler"],
             "sampling_seconds": seconds,
             "fit_seconds": time.perf_counter() - start,
+            "compile_seconds": compile_seconds,
             "chains": mc["chains"],
-            "draws": mc["draws"],
-            "tune": mc["tune"],
+            "draws": kept["draws"],
+            "tune": kept["tune"],
+            "target_accept": kept["target_accept"],
+            "seed": kept["seed"],
+            "fit": "exact" if exact else "privacy",
+            "converged": not kept["failures"],
+            "convergence_targets": targets,
+            "convergence_failures": kept["failures"],
+            "attempts": attempts,
             "adaptation": mc["adaptation"] if mc["sampler"] == "nutpie" else None,
             "centered_levels": list(problem.centered_levels),
             "n_cells": len(problem.cell_count),
@@ -145,7 +296,7 @@ def fit_stage(
             "n_params": count_free_parameters(model),
             "n_aggregate_rows": int(sum(len(a.value) for a in problem.aggregates)),
             "measurement_tables": tables,
-            "exact": bool((m["sigma"] <= 0).all()),
+            "exact": exact,
             "top_parameters": {
                 **top,
                 "names": top_parameters(problem),
@@ -168,8 +319,24 @@ def fit_stage(
         diag["divergences"],
         seconds,
     )
+    status = {
+        "converged": diag["converged"],
+        "failures": kept["failures"],
+        "targets": targets,
+        "attempts": len(attempts),
+    }
+    if not status["converged"]:
+        log.warning(
+            "%s. Its estimates and interval ends are not reliable: raise model.draws / "
+            "model.tune or model.convergence.max_attempts.",
+            failure_sentence(fit, status),
+        )
     write_datatree(idata, posterior_path)
     write_json(diag, diagnostics_path)
+    if not status["converged"] and settings["on_failure"] == "error":
+        message = failure_message(fit, status, settings, mc["draws"], mc["tune"])
+        log.error(message)
+        raise ConvergenceError(message)
     return diag
 
 
@@ -189,6 +356,7 @@ def predict_stage(
         tree,
         stage_rng(config["seed"], "model", "predict"),
         n_draws=config["model"]["predict_draws"] or None,
+        discrepancy=config["model"].get("discrepancy"),
     )
     log.info("predicted %d block draws in %.1f s", len(draws), time.perf_counter() - start)
     write_parquet(draws, output_path)

@@ -31,6 +31,7 @@ import pandas as pd
 
 from pipeline_common.ages import adult_age_groups, age_group_labels
 from pipeline_common.config import config_hash
+from pipeline_common.convergence import convergence_targets, failure_sentence, fit_status
 from pipeline_common.errors import InputError, require_columns
 
 QUANTITIES = ("citizens", "noncitizens", "cvap")
@@ -268,12 +269,51 @@ def _versions() -> dict[str, str]:
 
 
 def diagnostics_summary(diagnostics: dict) -> dict[str, Any]:
-    """Scalar model diagnostics, without timings (they differ between identical runs)."""
-    return {
+    """Scalar model diagnostics, without timings (they differ between identical runs), and the
+    convergence failures (plain sentences) when the fit missed a target."""
+    summary = {
         key: value
         for key, value in diagnostics.items()
         if isinstance(value, (int, float, bool)) and not VOLATILE_KEY.search(key)
     }
+    if "convergence_failures" in diagnostics:
+        summary["convergence_failures"] = list(diagnostics["convergence_failures"] or [])
+    return summary
+
+
+def convergence_statement(diagnostics: dict, config: dict, protected: bool) -> dict[str, Any]:
+    """Whether the published fit met its convergence targets.
+
+    ``{"converged": bool, "fits": {"published_fit": {fit, converged, failures, targets,
+    attempts}}, "warning": <plain text, only when it missed a target>}``. The fit's own verdict
+    in its ``diagnostics.json`` is used; diagnostics written before it existed are judged
+    against ``model.convergence``. Only the published fit is stated: the exact fit read the
+    confidential exact tables, so nothing of it (not even its verdict) goes under
+    ``published/`` (its ``model/diagnostics.json``, log, the report and the end of the run
+    state it). Under privacy mode none the published fit is the exact fit.
+    """
+    name = "privacy refit" if protected else "exact fit"
+    own = bool(diagnostics) and "converged" in diagnostics
+    own = own and bool(diagnostics.get("convergence_targets"))
+    status = fit_status(diagnostics, None if own else convergence_targets(config))
+    published = {
+        "fit": name,
+        "converged": status["converged"],
+        "failures": status["failures"],
+        "targets": status["targets"],
+        "attempts": status.get("attempts"),
+    }
+    out: dict[str, Any] = {
+        "converged": published["converged"],
+        "fits": {"published_fit": published},
+    }
+    if published["converged"] is False:
+        missed = failure_sentence(f"the published {name}", published)
+        out["warning"] = (
+            f"WARNING: {missed[0].upper()}{missed[1:]}. Estimates and interval ends of a fit "
+            "that did not converge are not reliable."
+        )
+    return out
 
 
 def privacy_statement(ledger: dict, config: dict) -> dict[str, Any]:
@@ -374,7 +414,8 @@ def publish(
     counts
         ``privacy/public_counts.parquet``.
     ledger, diagnostics
-        ``privacy/ledger.json`` and ``model/diagnostics.json``.
+        ``privacy/ledger.json`` and the published fit's ``diagnostics.json``
+        (``privacy/model/``, or ``model/`` under privacy mode none).
     config
         The validated pipeline config.
 
@@ -450,6 +491,7 @@ def publish(
         "counties.csv": _csv_bytes(counties),
     }
     privacy = privacy_statement(ledger, config)
+    convergence = convergence_statement(diagnostics, config, privacy["privacy_protected"])
     meta = {
         "title": "Block-level citizens, noncitizens and CVAP estimated from linked administrative "
         "records (synthetic population)",
@@ -484,11 +526,15 @@ def publish(
             "measure": "max(citizens, cvap) 90% interval width / population",
             **settings["reliability"],
         },
+        "converged": convergence["converged"],
+        "convergence": convergence["fits"],
         "diagnostics": diagnostics_summary(diagnostics),
         "files_sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
     }
     if not privacy["privacy_protected"]:
         meta["warning"] = UNPROTECTED_WARNING
+    if "warning" in convergence:
+        meta["convergence_warning"] = convergence["warning"]
     files["metadata.json"] = dumps_json(meta).encode("utf-8")
     return files
 
@@ -513,11 +559,14 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     config = load_config(*args.config)
     root = run_dir(config)
+    # The published fit, as the Snakemake rule reads it (common.smk::published_fit): the
+    # privacy refit, or the exact fit only under privacy mode none.
+    fit = root / "model" if config["privacy"]["mode"] == "none" else root / "privacy" / "model"
     files = publish(
-        pd.read_parquet(root / DRAWS_FILE),
+        pd.read_parquet(fit / "block_draws.parquet"),
         pd.read_parquet(root / COUNTS_FILE),
         read_json(root / "privacy" / "ledger.json"),
-        read_json(root / "model" / "diagnostics.json"),
+        read_json(fit / "diagnostics.json"),
         config,
     )
     write_published(files, root / "published")

@@ -171,6 +171,17 @@ def _diagnostics_sentences(
         out.append(
             (level, f"Smallest bulk ESS is {ess:,.0f} draws (target {ess_min:,.0f}): {verdict}.")
         )
+    tail = diagnostics.get("min_ess_tail")
+    if tail is not None:
+        level = "ok" if tail >= ess_min else "warn"
+        verdict = (
+            "enough for stable 5% and 95% quantiles"
+            if level == "ok"
+            else "low: the 90% interval ends are noisy"
+        )
+        out.append(
+            (level, f"Smallest tail ESS is {tail:,.0f} draws (target {ess_min:,.0f}): {verdict}.")
+        )
     if divergences is not None:
         if int(divergences) == 0:
             out.append(("ok", "No divergent transitions."))
@@ -555,35 +566,83 @@ def sensitivity_sentences(table: pd.DataFrame, tolerance: float) -> list[Sentenc
     return out
 
 
-def fits_summary_sentence(fits: list[dict], rhat_max: float, ess_min: float) -> list[Sentence]:
-    """One sentence on the sampler health of every fit (for the summary)."""
-    parts, bad = [], False
+FIT_NAMES = {"exact": "Exact fit", "privacy": "Privacy fit (published)"}
+FIX = "sample longer (model.draws, model.tune or model.convergence.max_attempts) and rerun the fit"
+
+
+def _fit_name(fit: dict, privacy_mode: str | None = None) -> str:
+    if fit.get("fit") == "exact" and privacy_mode == "none":
+        return "Exact fit (published)"
+    return FIT_NAMES.get(fit.get("fit"), str(fit.get("label") or fit.get("fit") or "Fit"))
+
+
+def _attempts(fit: dict) -> str:
+    attempts = fit.get("attempts")
+    return f" after {attempts} sampling attempts" if attempts and attempts > 1 else ""
+
+
+def fits_summary_sentence(fits: list[dict], privacy_mode: str | None = None) -> list[Sentence]:
+    """One sentence per fit on whether it met its convergence targets (for the summary).
+
+    A fit that missed a target gets a warning that names the missed targets (never a check
+    mark); a fit that met them all gets its figures and the targets.
+    """
+    out: list[Sentence] = []
     for fit in fits:
+        name = _fit_name(fit, privacy_mode)
         if not fit.get("available"):
-            parts.append(f"{fit['fit']} fit: diagnostics not found")
-            bad = True
+            out.append(
+                ("warn", f"{name}: diagnostics.json not found, so its convergence is unknown.")
+            )
             continue
-        rhat, ess, div = fit.get("max_rhat"), fit.get("min_ess_bulk"), fit.get("divergences")
+        targets = fit.get("targets") or {}
+        if fit.get("converged") is False:
+            out.append(
+                (
+                    "warn",
+                    f"{name} did NOT converge{_attempts(fit)}: "
+                    + "; ".join(fit.get("failures") or [])
+                    + ". Its estimates and interval ends are not reliable: "
+                    + FIX
+                    + ".",
+                )
+            )
+            continue
         bits = []
-        if rhat is not None:
-            bits.append(f"largest R-hat {rhat:.3f}")
-            bad |= rhat > rhat_max
-        if ess is not None:
-            bits.append(f"smallest bulk ESS {ess:,.0f}")
-            bad |= ess < ess_min
-        if div is not None:
-            bits.append(f"{int(div):,} divergences")
-            bad |= div > 0
-        parts.append(f"{fit['fit']} fit: " + ", ".join(bits))
-    if not parts:
-        return []
-    verdict = (
-        f"at least one falls short of the targets (R-hat ≤ {rhat_max}, ESS ≥ {ess_min:,.0f}, "
-        "no divergences): sample longer before trusting interval ends"
-        if bad
-        else "both meet the targets"
-    )
-    return [("warn" if bad else "ok", "Sampler: " + "; ".join(parts) + f" — {verdict}.")]
+        if fit.get("max_rhat") is not None:
+            bits.append(f"largest R-hat {fit['max_rhat']:.3f}")
+        if fit.get("min_ess_bulk") is not None:
+            tail = fit.get("min_ess_tail")
+            bits.append(
+                f"smallest bulk ESS {fit['min_ess_bulk']:,.0f}"
+                + (f" and tail ESS {tail:,.0f}" if tail is not None else "")
+            )
+        if fit.get("divergences") is not None:
+            div = int(fit["divergences"])
+            bits.append("no divergences" if div == 0 else f"{div:,} divergences")
+        goal = (
+            f" (targets: R-hat ≤ {targets['rhat_max']:g}, ESS ≥ {targets['ess_min']:,.0f}, "
+            f"divergences ≤ {targets['max_divergences']})"
+            if targets
+            else ""
+        )
+        out.append(("ok", f"{name} converged{_attempts(fit)}: " + ", ".join(bits) + goal + "."))
+    return out
+
+
+def convergence_banners(fits: list[dict], privacy_mode: str | None = None) -> list[str]:
+    """Plain banners for the top of the report, one per fit that missed a convergence target."""
+    out = []
+    for fit in fits:
+        if fit.get("available") and fit.get("converged") is False:
+            name = _fit_name(fit, privacy_mode)
+            out.append(
+                f"NOT CONVERGED — {name[0].lower()}{name[1:]} missed its convergence targets"
+                f"{_attempts(fit)}: "
+                + "; ".join(fit.get("failures") or [])
+                + f". Its estimates and interval ends are not reliable; {FIX}."
+            )
+    return out
 
 
 def ppc_sentences(ppc: pd.DataFrame | None) -> list[Sentence]:

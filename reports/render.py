@@ -525,6 +525,15 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         row for row in metric_rows if any(row[k] is not None for k in ("mae", "coverage90"))
     ]
     published_accuracy = S.published_accuracy(ctx.get("published_eval"))
+    # Each fit judged by the targets it was held to (model.convergence), or by report.rhat_max /
+    # report.ess_min when set; the section 4 sentences use the same thresholds.
+    targets, imposed = S.report_targets(config, settings)
+    fits = S.fit_diagnostics(ctx, targets, imposed)
+    fit_targets = {
+        "exact": targets,
+        "privacy": targets,
+        **{f["fit"]: f.get("targets") or targets for f in fits if f.get("available")},
+    }
     privacy_statement = first_key(metadata, "privacy", default={}) or {}
     bench = ctx.get("benchmarks")
     context = {
@@ -564,29 +573,28 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "diagnostic_sentences": N.diagnostics_sentences(
             diag,
             conv_stats,
-            float(settings["rhat_max"]),
-            float(settings["ess_min"]),
+            float(fit_targets["exact"]["rhat_max"]),
+            float(fit_targets["exact"]["ess_min"]),
             "Exact fit" if ctx.get("privacy_mode") != "none" else "",
         )
         + (
             N.diagnostics_sentences(
                 ctx.get("privacy_diagnostics"),
                 {},
-                float(settings["rhat_max"]),
-                float(settings["ess_min"]),
+                float(fit_targets["privacy"]["rhat_max"]),
+                float(fit_targets["privacy"]["ess_min"]),
                 "Privacy fit (published)",
             )
             if ctx.get("privacy_mode") != "none"
             else []
         ),
-        "fits": S.fit_diagnostics(ctx),
+        "fits": fits,
+        "convergence_banners": N.convergence_banners(fits, ctx.get("privacy_mode")),
         "privacy_classes": first_key(ctx.get("privacy_diagnostics") or {}, "classes", default=[]),
         "privacy_centered_levels": first_key(
             ctx.get("privacy_diagnostics") or {}, "centered_levels", default=None
         ),
-        "fits_summary": N.fits_summary_sentence(
-            S.fit_diagnostics(ctx), float(settings["rhat_max"]), float(settings["ess_min"])
-        ),
+        "fits_summary": N.fits_summary_sentence(fits, ctx.get("privacy_mode")),
         "privacy_mode": ctx.get("privacy_mode"),
         "exact_behaviour_sentences": [
             (level, f"Source behaviour learned by the exact fit: {text}")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline_common.convergence import convergence_targets, fit_status
 from reports.data import METHODS, QUANTITIES, SOURCES, first_key, numeric
 
 SOURCE_LABELS = {
@@ -750,13 +751,42 @@ FIT_LABELS = {
 }
 
 
-def fit_diagnostics(ctx: dict) -> list[dict[str, Any]]:
+def report_targets(config: dict, settings: dict) -> tuple[dict[str, Any], bool]:
+    """The convergence targets the report judges fits by, and whether the report imposes them.
+
+    ``model.convergence`` (what each fit was held to), unless ``report.rhat_max`` or
+    ``report.ess_min`` is set: then those replace the model's and every fit is judged again.
+    """
+    targets = convergence_targets(config or {})
+    imposed = {
+        key: float(settings[key])
+        for key in ("rhat_max", "ess_min")
+        if settings.get(key) is not None
+    }
+    return {**targets, **imposed}, bool(imposed)
+
+
+def fit_convergence(diag: dict | None, targets: dict, imposed: bool = False) -> dict[str, Any]:
+    """A fit's convergence verdict: its own (``diagnostics.json``) unless the report imposes
+    targets or the file predates the verdict, then recomputed against ``targets``."""
+    own = isinstance(diag, dict) and "converged" in diag and bool(diag.get("convergence_targets"))
+    return fit_status(
+        diag if isinstance(diag, dict) else None, None if own and not imposed else targets
+    )
+
+
+def fit_diagnostics(
+    ctx: dict, targets: dict | None = None, imposed: bool = False
+) -> list[dict[str, Any]]:
     """One row of sampler diagnostics per fit: the exact fit, and the privacy fit if made.
 
     The privacy fit is the one publication reads, so its row matters as much as the exact
     fit's; under privacy mode none it does not exist and the row says publication used the
-    exact fit.
+    exact fit. Each row says whether the fit met its convergence targets (``converged``,
+    ``failures``, ``targets``; see :func:`fit_convergence`).
     """
+    if targets is None:
+        targets = convergence_targets(ctx.get("config") or {})
     rows = []
     fits = [("exact", ctx.get("diagnostics"), "exact block x age x pattern cells")]
     if ctx.get("privacy_mode", "unknown") != "none":
@@ -790,6 +820,11 @@ def fit_diagnostics(ctx: dict) -> list[dict[str, Any]]:
                 "sampling_seconds": numeric(first_key(diag, "sampling_seconds")),
                 "n_cells": numeric(first_key(diag, "n_cells")),
                 "exact": first_key(diag, "exact"),
+                **{
+                    key: value
+                    for key, value in fit_convergence(diag, targets, imposed).items()
+                    if key != "available"
+                },
             }
         )
     return rows

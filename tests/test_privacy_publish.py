@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -236,3 +238,83 @@ def test_evaluation_of_published_tables(world, published):
     # The fixture draws are centred on the truth: citizens should mostly be covered.
     assert result["block"]["citizens"]["coverage90"] >= 0.75
     assert set(result["county"]["citizens"]["relative_error"]) == set(blocks["county_id"])
+
+
+TARGETS = {"rhat_max": 1.01, "ess_min": 400, "max_divergences": 0}
+FAILURES = ["max R-hat 1.023 > 1.01", "min bulk ESS 79 < 400", "min tail ESS 46 < 400"]
+UNCONVERGED = {
+    "max_rhat": 1.023,
+    "min_ess_bulk": 79.0,
+    "min_ess_tail": 46.0,
+    "divergences": 0,
+    "converged": False,
+    "convergence_targets": TARGETS,
+    "convergence_failures": FAILURES,
+    "attempts": [{"seconds": 1.0}, {"seconds": 2.0}, {"seconds": 4.0}],
+}
+
+
+def test_metadata_says_when_the_published_fit_did_not_converge(world):
+    config = config_with()
+    _, counts, ledger = measure(world["cells"], world["patterns"], config, world["geography"])
+    files = publish(world["draws"], counts, ledger, UNCONVERGED, config)
+    meta = json.loads(files["metadata.json"])
+    assert meta["converged"] is False
+    assert list(meta["convergence"]) == ["published_fit"]
+    published = meta["convergence"]["published_fit"]
+    assert published["fit"] == "privacy refit" and published["converged"] is False
+    assert published["failures"] == FAILURES and published["attempts"] == 3
+    assert published["targets"] == TARGETS
+    assert meta["diagnostics"]["convergence_failures"] == FAILURES
+    assert "attempts" not in meta["diagnostics"]  # per-attempt timings stay out
+    warning = meta["convergence_warning"]
+    assert "The published privacy refit did not converge after 3 sampling attempts" in warning
+    assert "max R-hat 1.023 > 1.01" in warning and "exact fit" not in warning
+    # A fit that met its targets: no warning.
+    good = {**UNCONVERGED, "converged": True, "convergence_failures": [], "max_rhat": 1.004}
+    files = publish(world["draws"], counts, ledger, good, config)
+    meta = json.loads(files["metadata.json"])
+    assert meta["converged"] is True and "convergence_warning" not in meta
+    # Diagnostics written before the verdict existed are judged against model.convergence.
+    old = {"max_rhat": 1.004, "min_ess_bulk": 900.0, "min_ess_tail": 700.0, "divergences": 3}
+    meta = json.loads(publish(world["draws"], counts, ledger, old, config)["metadata.json"])
+    assert meta["convergence"]["published_fit"]["failures"] == ["3 divergences > 0"]
+    assert meta["converged"] is False
+
+
+def test_metadata_holds_nothing_of_the_exact_fit_when_the_refit_is_published(world):
+    """published/ is post-processing of the privacy measurements only: the exact fit (read
+    from the confidential exact tables) leaves no entry there, not even its verdict."""
+    assert "exact_diagnostics" not in inspect.signature(publish).parameters
+    config = config_with()
+    _, counts, ledger = measure(world["cells"], world["patterns"], config, world["geography"])
+    good = {**UNCONVERGED, "converged": True, "convergence_failures": [], "max_rhat": 1.004}
+    for diagnostics in (UNCONVERGED, good):
+        meta = json.loads(
+            publish(world["draws"], counts, ledger, diagnostics, config)["metadata.json"]
+        )
+        assert meta["privacy_protected"] is True
+        assert set(meta["convergence"]) == {"published_fit"}
+        assert meta["convergence"]["published_fit"]["fit"] == "privacy refit"
+        assert "exact" not in json.dumps(meta["convergence"]).lower()
+        assert "exact fit" not in meta.get("convergence_warning", "")
+    # Under privacy mode none the published fit is the exact fit (metadata labelled unprotected).
+    config = config_with(mode="none")
+    _, counts, ledger = measure(world["cells"], world["patterns"], config, world["geography"])
+    meta = json.loads(publish(world["draws"], counts, ledger, UNCONVERGED, config)["metadata.json"])
+    assert meta["privacy_protected"] is False
+    assert set(meta["convergence"]) == {"published_fit"}
+    assert meta["convergence"]["published_fit"]["fit"] == "exact fit"
+    assert "The published exact fit did not converge" in meta["convergence_warning"]
+
+
+def test_publish_rule_does_not_read_the_exact_fit():
+    """The Snakemake rule declares (and its script reads) only the published fit's files."""
+    rules = Path(__file__).resolve().parent.parent / "workflow"
+    text = (rules / "rules" / "privacy.smk").read_text()
+    rule = text[text.index("rule publish:") : text.index("rule evaluate_published:")]
+    inputs = rule[rule.index("input:") : rule.index("output:")]
+    assert "model/diagnostics.json" not in inputs and "exact" not in inputs
+    assert 'published_fit("diagnostics.json")' in inputs
+    script = (rules / "scripts" / "privacy_publish.py").read_text()
+    assert "exact" not in script and "model/diagnostics.json" not in script

@@ -41,6 +41,22 @@ def test_diagnostics_table_has_both_fits(rendered):
     assert "Exact fit: no divergent transitions." in html
 
 
+def test_summary_says_plainly_that_the_privacy_fit_did_not_converge(rendered):
+    html = rendered.html
+    # Near the top (a banner before the summary), and first among the summary's findings.
+    banner = html.index("NOT CONVERGED — privacy fit (published) missed its convergence targets")
+    assert banner < html.index('<section id="summary">')
+    summary = html[html.index('<section id="summary">') : html.index('<section id="sources">')]
+    findings = summary[summary.index('<ul class="findings">') :]
+    first = findings[findings.index("<li") : findings.index("</li>")]
+    assert first.startswith('<li class="warn">Privacy fit (published) did NOT converge')
+    assert "min bulk ESS 288 &lt; 400" in first and "2 divergences &gt; 0" in first
+    # No check mark beside a miss: the privacy fit has no "ok" finding in the summary.
+    assert '<li class="ok">Privacy fit' not in summary
+    assert '<li class="ok">Exact fit converged' in summary
+    assert '<strong class="miss">NO</strong>' in html
+
+
 def test_noise_cost_compares_exact_fit_with_published(rendered):
     html = rendered.html
     keys = {figure["key"] for figure in rendered.figures}

@@ -39,3 +39,15 @@ FINAL_TARGETS = []
 
 def all_outputs():
     return FINAL_TARGETS
+
+
+def warn_unconverged_fits():
+    """End of a successful run: a loud warning naming every fit that missed a convergence
+    target (read from the run's diagnostics.json files; pipeline_common.convergence)."""
+    from snakemake.logging import logger
+
+    from pipeline_common.convergence import end_of_run_warning, run_fits
+
+    message = end_of_run_warning(run_fits(RESULTS, config["privacy"]["mode"]))
+    if message:
+        logger.warning(message)
