@@ -50,10 +50,11 @@ from models.calibration import (  # noqa: E402
     pool_replicates,
     score_levels,
 )
+from models.calibration_plot import write_coverage_figure  # noqa: E402
 from models.evaluate import QUANTITIES, truth_blocks  # noqa: E402
 from pipeline_common.config import load_config  # noqa: E402
 from pipeline_common.errors import InputError  # noqa: E402
-from pipeline_common.io import atomic_path, read_json, write_json, write_parquet, write_text  # noqa: E402
+from pipeline_common.io import read_json, write_json, write_parquet, write_text  # noqa: E402
 from pipeline_common.rng import stage_rng  # noqa: E402
 from privacy.aggregate import read_draws  # noqa: E402
 
@@ -272,70 +273,10 @@ def records(table: pd.DataFrame) -> list[dict]:
 
 
 def coverage_figure(pooled: pd.DataFrame, path: Path) -> None:
-    """Coverage against mean aggregate population, one panel per quantity, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colours = {"published": "#CC79A7", "exact": "#0072B2"}
-    labels = {"published": "published draws", "exact": "exact fit"}
-    offsets = {"published": 0.97, "exact": 1.03}
-    fig, axes = plt.subplots(1, len(QUANTITIES), figsize=(10, 3.6), sharey=True)
-    for ax, quantity in zip(axes, QUANTITIES, strict=True):
-        ax.axhspan(*COVERAGE_TARGET, color="#999999", alpha=0.2, lw=0, label="target 0.85-0.95")
-        ax.axhline(0.9, color="black", lw=0.8, ls="--", label="nominal 0.90")
-        subset = pooled[pooled["quantity"] == quantity]
-        for method, group in subset.groupby("method", sort=False):
-            group = group.sort_values("mean_population")
-            # The methods are nudged apart to keep the bars legible.
-            # Wilson 95% intervals: unlike +-2 SE they do not vanish at coverage 1.
-            ax.errorbar(
-                group["mean_population"] * offsets.get(method, 1.0),
-                group["coverage"],
-                yerr=[
-                    (group["coverage"] - group["coverage_lo95"]).clip(lower=0),
-                    (group["coverage_hi95"] - group["coverage"]).clip(lower=0),
-                ],
-                color=colours.get(method),
-                marker="o",
-                ms=3.5,
-                lw=1.2,
-                capsize=2,
-                label=labels.get(method, method),
-            )
-        sizes = subset.groupby("level", sort=False)["mean_population"].mean()
-        # Levels of (nearly) the same size share one label (a small world has one district).
-        names_at: dict[float, list[str]] = {}
-        for level_name, size in sizes.items():
-            key = next((k for k in names_at if abs(math.log(size / k)) < 0.05), size)
-            names_at.setdefault(key, []).append(level_name.replace("district_", "d"))
-        for size, names in names_at.items():
-            ax.annotate(
-                "/".join(names),
-                (size, 0),
-                xycoords=("data", "axes fraction"),
-                xytext=(0, 3),
-                textcoords="offset points",
-                rotation=90,
-                fontsize=6,
-                color="#555555",
-            )
-        ax.set_xscale("log")
-        ax.set_title(quantity)
-        ax.grid(alpha=0.3, which="both", lw=0.4)
-    axes[0].set_ylabel("90% interval coverage (Wilson 95%)")
-    fig.supxlabel("mean persons per unit (log scale): block ... run total", fontsize=9, y=0.09)
-    lowest = float(pooled["coverage_lo95"].min())
-    axes[0].set_ylim(max(0.0, min(0.5, lowest - 0.05)), 1.02)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
-    n_rep = int(pooled["n_replicates"].max())
-    fig.suptitle(f"Coverage by aggregate size, pooled over {n_rep} replicates", fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
+    """Coverage against mean aggregate population, one panel per quantity, written atomically
+    (:func:`models.calibration_plot.write_coverage_figure`, shared with the pipeline's
+    ``evaluate_calibration`` rule and the report)."""
+    write_coverage_figure(pooled, path, band=COVERAGE_TARGET)
 
 
 def cell(value: float, status: str | None = None, digits: int = 3) -> str:

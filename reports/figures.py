@@ -739,6 +739,23 @@ def calibration(
     return fig
 
 
+def calibration_levels(summary: pd.DataFrame) -> Figure | None:
+    """90% coverage against mean persons per unit, block to run total, published and exact
+    (``evaluation/calibration.json``; the figure of ``models.calibration_plot``, which the
+    calibration study and the ``evaluate_calibration`` rule draw too)."""
+    from models.calibration_plot import coverage_by_size_figure
+
+    needed = {"method", "level", "quantity", "coverage", "coverage_lo95", "coverage_hi95"}
+    needed.add("mean_population")
+    if summary is None or summary.empty or not needed <= set(summary):
+        return None
+    table = summary.dropna(subset=["coverage", "mean_population"])
+    if table.empty:
+        return None
+    with report_style():
+        return coverage_by_size_figure(table, title="", figsize=(TEXT_WIDTH_IN, 3.4))
+
+
 def record_rule_cost(by_status: dict | None) -> Figure | None:
     """What the record rule decides for persons of each true status (shares of the class)."""
     if not isinstance(by_status, dict) or not by_status:

@@ -478,13 +478,27 @@ def write_fixture_run(
     draws = _draws(rng, blocks)
     write_parquet(draws, published / "draws.parquet")
     # The exact fit's block draws (model/): the published ones before the privacy noise.
-    write_parquet(_draws(rng, blocks), run_dir / "model" / "block_draws.parquet")
+    exact_draws = _draws(rng, blocks)
+    write_parquet(exact_draws, run_dir / "model" / "block_draws.parquet")
     for method in ("record_rule", "census_style"):
         write_parquet(_draws(rng, blocks), run_dir / "baselines" / method / "block_draws.parquet")
     _truth_persons(rng, run_dir, blocks)
     for name, level in (("tracts", "tract_id"), ("counties", "county_id")):
         table = aggregate_draws(draws, blocks, level).drop(columns="blocks")
         write_text(table.to_csv(index=False), published / f"{name}.csv")
+    # evaluation/calibration.json as the evaluate_calibration rule writes it, scored on the
+    # fixture's own draws and truth (small districts: the fixture has about 3,000 persons).
+    from models.calibration_stage import evaluate_calibration
+
+    calibration = evaluate_calibration(
+        {"published": draws, "exact": exact_draws},
+        pd.read_parquet(run_dir / "truth" / "persons.parquet"),
+        pd.read_parquet(run_dir / "world" / "frame.parquet"),
+        geography,
+        seed,
+        district_targets=(100, 300, 1_000),
+    )
+    write_json({"run": run_dir.name, **calibration}, run_dir / "evaluation" / "calibration.json")
     write_json(
         {
             "blocks": len(blocks),

@@ -468,6 +468,19 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "against the record rule and the Census-style baseline.",
     )
 
+    calibration_rows, calibration_summary = S.calibration_levels(ctx.get("calibration_eval"))
+    book.add(
+        "calibration_levels",
+        F.calibration_levels(calibration_summary),
+        "Coverage at every level users sum to",
+        "Share of units whose true count lies inside the 90% interval of their summed draws, "
+        "against the mean persons per unit (log scale): blocks, block groups, tracts, compact "
+        "districts (runs of consecutive blocks; d3000: about 3,000 persons), counties and the "
+        "run total; purple the published draws, blue the exact fit (never published); error bars "
+        "are Wilson 95% intervals, the grey band the 0.85-0.95 target around the dashed 90% "
+        "line. Points below the band are intervals too narrow for that size of district; the "
+        "right-hand points are a handful of units each (evaluation/calibration.json).",
+    )
     cost = S.person_cost(ctx)
     raw_cost = first_key(ctx.get("estimates_eval") or {}, "record_rule_cost") or {}
     book.add(
@@ -633,6 +646,10 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "table_limit": limit,
         "ledger": _records(ledger),
         "published_accuracy": _records(published_accuracy),
+        "calibration_levels": calibration_rows,
+        "calibration_counties": next(
+            (row["units"] for row in calibration_rows if row["level"] == "county"), None
+        ),
         "guarantee": first_key(privacy_statement, "guarantee"),
         "noise_note": first_key(privacy_statement, "noise_source_note"),
         "metrics": metric_rows,

@@ -947,3 +947,93 @@ def sensitivity_table(summary: pd.DataFrame | None, quantity: str = "citizens") 
     # The unchanged baseline run first, then knobs in the file's order.
     order = (table["knob"] != "baseline").astype(int)
     return table.assign(_o=order).sort_values("_o", kind="stable").drop(columns="_o")
+
+
+# ---------------------------------------------------------------- calibration at every level
+
+CALIBRATION_COLUMNS = (
+    ("published", "citizens"),
+    ("published", "cvap"),
+    ("exact", "citizens"),
+    ("exact", "cvap"),
+)
+CALIBRATION_BAND = (0.85, 0.95)
+# Levels listed with the count of covered units beside the share (a handful of units each).
+FEW_UNITS = 10
+
+
+def calibration_level_label(level: str) -> str:
+    """``district_3000`` -> ``districts of ~3,000 persons``; ``block_group`` -> ``block group``."""
+    if level.startswith("district_"):
+        return f"districts of ~{int(level.split('_', 1)[1]):,} persons"
+    return {"total": "run total"}.get(level, level.replace("_", " "))
+
+
+def _band_reachable(n_units: int, band: tuple[float, float]) -> bool:
+    """Whether some share k / n of ``n_units`` units lies in the band (not with 4 counties)."""
+    return any(band[0] <= k / n_units <= band[1] for k in range(n_units + 1))
+
+
+def _calibration_cell(
+    row: dict | None, level: str, band: tuple[float, float], key: str = "coverage"
+) -> dict[str, Any]:
+    """One table cell: the coverage text, and whether it missed the band (plain words)."""
+    coverage = numeric(row.get(key)) if row else None
+    if coverage is None:
+        return {"text": "–", "missed": False, "unreachable": False}
+    n_units = int(numeric(row.get("n_units")) or 0)
+    if level == "total":
+        covered = coverage >= 1
+        return {"text": "covered" if covered else "", "missed": not covered, "unreachable": False}
+    missed = not band[0] <= coverage <= band[1]
+    text = f"{coverage:.1%}"
+    if 0 < n_units <= FEW_UNITS:
+        text += f" ({round(coverage * n_units)}/{n_units})"
+    return {
+        "text": text,
+        "missed": missed,
+        "unreachable": missed and n_units > 0 and not _band_reachable(n_units, band),
+    }
+
+
+def calibration_levels(calibration_eval: Any) -> tuple[list[dict], pd.DataFrame]:
+    """The report's table of ``evaluation/calibration.json``, and its rows for the figure.
+
+    Table rows: one per level (block twice: equal-tailed interval and randomized PIT) with
+    ``label, level, units, persons`` and ``cells`` for published and exact x citizens and CVAP:
+    ``text`` (coverage; the run total: ``covered``), ``missed`` (outside the 0.85-0.95 band, or
+    the run total not covered) and ``unreachable`` (too few units for any share to lie in the
+    band). The second value is the summary table (``method, level, quantity, coverage, ...``).
+    """
+    if not isinstance(calibration_eval, dict) or not calibration_eval.get("summary"):
+        return [], pd.DataFrame()
+    summary = pd.DataFrame(calibration_eval["summary"])
+    band = tuple(calibration_eval.get("coverage_target") or CALIBRATION_BAND)
+    by_key = {(r["method"], r["level"], r["quantity"]): r for r in summary.to_dict("records")}
+    levels = calibration_eval.get("levels") or list(dict.fromkeys(summary["level"]))
+    rows = []
+    for level in levels:
+        present = summary[summary["level"] == level]
+        if present.empty:
+            continue
+        first = present.iloc[0]
+        variants = [("coverage", calibration_level_label(level))]
+        if level == "block":
+            variants = [
+                ("coverage", "block (equal-tailed interval)"),
+                ("pit_coverage", "block (randomized PIT)"),
+            ]
+        for key, label in variants:
+            rows.append(
+                {
+                    "label": label,
+                    "level": level,
+                    "units": int(first["n_units"]),
+                    "persons": numeric(first.get("mean_population")),
+                    "cells": [
+                        _calibration_cell(by_key.get((m, level, q)), level, band, key)
+                        for m, q in CALIBRATION_COLUMNS
+                    ],
+                }
+            )
+    return rows, summary

@@ -117,6 +117,20 @@ def test_report_says_what_is_weak(rendered):
     assert "Block 90% coverage" in html and "88.0%" in html
 
 
+def test_calibration_at_every_level_section(rendered):
+    html = rendered["html"]
+    start = html.index('id="calibration-levels"')
+    section = html[start : html.index("</table>", start)]
+    assert "Calibration at every level users sum to" in section
+    assert "benchmarks/calibration_study.py" in section
+    assert 'id="fig-calibration_levels"' in section
+    # Levels from block to run total, published and exact fit, misses said in words.
+    for label in ("block (randomized PIT)", "block group", "tract", "county", "run total"):
+        assert f"<td>{label}</td>" in section, label
+    assert '<strong class="miss">missed</strong>' in section
+    assert "✓" not in section and "&#10003;" not in section and "✔" not in section
+
+
 def test_missing_optional_inputs_are_listed(tmp_path, config):
     run_dir = write_fixture_run(tmp_path / "results" / "fx")
     (run_dir / "model" / "posterior.nc").unlink()

@@ -39,6 +39,7 @@ CONTRACT_FILES = [
     "privacy/model/block_draws.parquet",
     "privacy/model/diagnostics.json",
     "evaluation/estimates.json",
+    "evaluation/calibration.json",
     "privacy/ledger.json",
     "published/blocks.csv",
     "published/blocks.parquet",

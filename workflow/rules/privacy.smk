@@ -6,6 +6,8 @@
 
 
 # evaluate_published: published tables against the truth (evaluation only).
+# evaluate_calibration: both fits' draws scored against the truth at every level a user sums
+#   blocks to, from block to run total (evaluation only; models/calibration_stage.py).
 
 
 rule privacy_measure:
@@ -116,10 +118,39 @@ rule evaluate_published:
         "../scripts/privacy_evaluate.py"
 
 
+rule evaluate_calibration:
+    input:
+        published_draws=f"{RESULTS}/published/draws.parquet",
+        exact_draws=f"{RESULTS}/model/block_draws.parquet",
+        truth=f"{RESULTS}/truth/persons.parquet",
+        frame=f"{RESULTS}/world/frame.parquet",
+        geography=f"{RESULTS}/world/geography.parquet",
+    output:
+        evaluation=f"{RESULTS}/evaluation/calibration.json",
+        figure=report(
+            f"{RESULTS}/evaluation/calibration_levels.png",
+            category="Evaluation",
+            labels={"figure": "coverage by aggregate size"},
+        ),
+    log:
+        f"{LOGS}/privacy/evaluate_calibration.log",
+    benchmark:
+        f"{BENCH}/privacy/evaluate_calibration.tsv"
+    conda:
+        ENV
+    params:
+        # The seed draws the randomized PIT (as in benchmarks/calibration_study.py).
+        settings=settings(),
+        run=RUN,
+    script:
+        "../scripts/privacy_evaluate_calibration.py"
+
+
 FINAL_TARGETS.extend(
     [
         rules.privacy_measure.output.ledger,
         *rules.publish.output,
         rules.evaluate_published.output.evaluation,
+        rules.evaluate_calibration.output.evaluation,
     ]
 )

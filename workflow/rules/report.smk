@@ -38,6 +38,8 @@ REPORT_INPUTS = {
     "metadata": f"{RESULTS}/published/metadata.json",
     "estimates_eval": f"{RESULTS}/evaluation/estimates.json",
     "published_eval": f"{RESULTS}/evaluation/published.json",
+    # Coverage of summed draws at every level from block to run total (both fits).
+    "calibration_eval": f"{RESULTS}/evaluation/calibration.json",
 }
 # The privacy fit (the model refitted to the noisy measurements, which publication reads) is
 # made only when there is noise; under privacy mode none publication uses model/.
