@@ -51,6 +51,7 @@ from models.calibration import (  # noqa: E402
     score_levels,
 )
 from models.calibration_plot import write_coverage_figure  # noqa: E402
+from models.calibration_stage import records  # noqa: E402
 from models.evaluate import QUANTITIES, truth_blocks  # noqa: E402
 from pipeline_common.config import load_config  # noqa: E402
 from pipeline_common.errors import InputError  # noqa: E402
@@ -254,22 +255,6 @@ def target_status(pooled: pd.DataFrame) -> pd.DataFrame:
             target = f"{low:.2f}-{high:.2f}"
         rows.append({"target": target, "status": "ok" if met else MISSED})
     return pd.concat([pooled.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
-
-
-def _none_for_nan(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA:
-        return None
-    return value
-
-
-def records(table: pd.DataFrame) -> list[dict]:
-    """JSON-safe rows (NaN and NA become null)."""
-    return [
-        {k: _none_for_nan(v) for k, v in row.items()}
-        for row in table.astype(object).to_dict(orient="records")
-    ]
 
 
 def coverage_figure(pooled: pd.DataFrame, path: Path) -> None:
