@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -141,6 +142,7 @@ def run_replicate(
     log_path: Path,
     cores: int,
     nolock: bool,
+    forcerun: list[str] | None = None,
 ) -> tuple[int, float]:
     """Run Snakemake for ``targets``; return its exit status and wall seconds."""
     # Targets before --configfile: it takes several values (docs/DEVELOPING.md).
@@ -154,6 +156,7 @@ def run_replicate(
         str(cores),
         *(["--nolock"] if nolock else []),
         *targets,
+        *(["--forcerun", *forcerun] if forcerun else []),
         "--configfile",
         *(str(p) for p in configfiles),
     ]
@@ -168,6 +171,30 @@ def run_replicate(
         log.flush()
         done = subprocess.run(cmd, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     return done.returncode, time.perf_counter() - start
+
+
+# Folders a study on another privacy budget shares with its base study: the world, the truth,
+# linkage and the exact fit do not depend on the budget.
+UPSTREAM_FOLDERS = ("world", "truth", "linkage", "model")
+
+
+def reuse_upstream(source: Path, target: Path) -> bool:
+    """Hard-link the budget-independent outputs of run ``source`` into a new run ``target``.
+
+    A study of another ``privacy.rho`` then reruns only the privacy measurement, the refit and
+    what follows (Snakemake sees the linked files with their times, and has no record of other
+    parameters for them). Nothing happens when ``target`` exists or ``source`` is incomplete.
+    Returns whether files were linked.
+    """
+    if target.exists() or not all((source / f).is_dir() for f in UPSTREAM_FOLDERS):
+        return False
+    staging = target.with_name(target.name + ".linking")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for folder in UPSTREAM_FOLDERS:
+        shutil.copytree(source / folder, staging / folder, copy_function=os.link)
+    staging.rename(target)
+    return True
 
 
 def modification_times(run_dir: Path, files: list[str]) -> dict[str, float | None]:
@@ -361,6 +388,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--score-only", action="store_true", help="score existing runs; run nothing"
     )
+    parser.add_argument(
+        "--reuse-upstream",
+        metavar="LABEL",
+        help="start each new replicate from the world, linkage and exact fit of study LABEL's "
+        "replicate of the same seed (hard links): for studies that change only privacy.rho",
+    )
+    parser.add_argument(
+        "--forcerun",
+        nargs="+",
+        metavar="RULE",
+        help="rules Snakemake reruns in every replicate (e.g. privacy_predict after a change "
+        "to prediction code, which Snakemake does not see)",
+    )
     args = parser.parse_args(argv)
     if args.seeds is None:
         if args.replicates < 1:
@@ -401,6 +441,14 @@ def study(args: argparse.Namespace) -> int:
             prepare_workdir(workdir)
             log_path = out / "logs" / f"{name}.log"
             print(f"{name}: snakemake (log: {log_path}) ...", flush=True)
+            if args.reuse_upstream and reuse_upstream(
+                workdir / "results" / run_name(args.reuse_upstream, seed), run_dir
+            ):
+                print(
+                    f"{name}: world, linkage and exact fit linked from "
+                    f"{run_name(args.reuse_upstream, seed)}",
+                    flush=True,
+                )
             before = modification_times(run_dir, files)
             status, seconds = run_replicate(
                 workdir,
@@ -409,6 +457,7 @@ def study(args: argparse.Namespace) -> int:
                 log_path,
                 args.cores,
                 args.nolock,
+                args.forcerun,
             )
             if status != 0:
                 text = log_path.read_text(encoding="utf-8", errors="replace")

@@ -32,6 +32,7 @@ class FullTableView:
     unit_weights: sp.csr_matrix  # (units x groups) population weights, rows sum to 1
     unit_age: np.ndarray  # per unit, its age group
     unit_source_age: np.ndarray  # per unit, its row in the source probabilities' age axis
+    unit_population: np.ndarray | None = None  # per unit, its public population
 
 
 def unit_weight_matrix(
@@ -65,20 +66,92 @@ def full_table_view(problem) -> FullTableView | None:
         unit_weights=unit_weight_matrix(table.group_unit, problem.group_population, n_units),
         unit_age=unit_age,
         unit_source_age=unit_source_age(problem, table),
+        unit_population=np.bincount(
+            table.group_unit[covered],
+            weights=problem.group_population[covered].astype(float),
+            minlength=n_units,
+        ),
     )
 
 
 def full_table_membership(
-    view: FullTableView, pi: np.ndarray, lik: np.ndarray
+    view: FullTableView,
+    pi: np.ndarray,
+    lik: np.ndarray,
+    rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row of the full-pattern table: class membership (rows x k) given its unit's class
-    shares and its full pattern, and its weight (the noisy count, clipped at 0)."""
+    shares and its full pattern, and its weight: the row's true count drawn given its noisy
+    count and the model's expectation (:func:`draw_table_counts`), or, without ``rng``, the
+    noisy count clipped at 0."""
     table = view.table
     units = table.row_unit
     src_age = view.unit_source_age[units] if lik.shape[0] > 1 else np.zeros(len(units), int)
     member = (view.unit_weights @ pi)[units] * lik[src_age, table.row_pattern]
-    member /= np.maximum(member.sum(axis=1, keepdims=True), 1e-300)
-    return member, np.clip(table.value.astype(float), 0.0, None)
+    pattern_share = member.sum(axis=1)
+    member /= np.maximum(pattern_share[:, None], 1e-300)
+    if rng is None or view.unit_population is None:
+        return member, np.clip(table.value.astype(float), 0.0, None)
+    expected = view.unit_population[units] * pattern_share
+    weight = draw_table_counts(rng, table.value.astype(float), table.sigma.astype(float), expected)
+    return member, weight
+
+
+NB_SHAPES = np.geomspace(0.05, 500.0, 30)
+# Strata of the model's expected count: one prior shape per stratum, so that how far the model
+# is trusted for rare cells does not decide it for common ones.
+EXPECTED_STRATA = np.array([0.5, 2.0, 8.0, 32.0, 128.0])
+
+
+def draw_table_counts(
+    rng: np.random.Generator,
+    measured: np.ndarray,
+    sigma: np.ndarray,
+    expected: np.ndarray,
+    shapes: np.ndarray = NB_SHAPES,
+) -> np.ndarray:
+    """Draw the true counts of a noisy table's cells on the integers.
+
+    Likelihood ``Normal(y; n, sigma^2)``; prior: negative binomial with mean the model's
+    expected count and, per stratum of expected counts (:data:`EXPECTED_STRATA`), the shape
+    that maximises the stratum's marginal likelihood (empirical Bayes: the table decides how far
+    the model's expectations are trusted, rare cells apart from common ones).
+
+    Clipping the noisy counts at 0 instead adds about 0.8 sigma of phantom persons to every
+    empty cell: 1,600-1,800 persons (5-6%) on each small world's county table, all in rare
+    patterns, which moved the class split within coarse patterns towards the rare ones.
+    """
+    from scipy.special import gammaln, logsumexp
+
+    out = np.zeros(len(measured))
+    if not len(measured):
+        return out
+    half = np.ceil(6.0 * np.maximum(sigma, 0.5)).astype(np.int64)
+    width = int(2 * half.max() + 1)
+    low = np.maximum(np.rint(measured).astype(np.int64) - half, 0)
+    cand = low[:, None] + np.arange(width)[None, :]
+    mu = np.maximum(expected, 1e-3)[:, None]
+    noise = -0.5 * (measured[:, None] - cand) ** 2 / np.maximum(sigma, 1e-9)[:, None] ** 2
+    base = noise - gammaln(cand + 1.0)
+    stratum = np.searchsorted(EXPECTED_STRATA, mu[:, 0])
+    logp = np.empty(cand.shape)
+    for s in np.unique(stratum):
+        rows = stratum == s
+        best = None
+        for r in shapes:
+            candidate = (
+                gammaln(cand[rows] + r)
+                - gammaln(r)
+                + r * np.log(r / (r + mu[rows]))
+                + cand[rows] * np.log(mu[rows] / (r + mu[rows]))
+                + base[rows]
+            )
+            total = float(logsumexp(candidate, axis=1).sum())
+            if best is None or total > best:
+                best = total
+                logp[rows] = candidate
+    pick = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
+    return cand[np.arange(len(cand)), pick].astype(float)
 
 
 def coarse_split_shift(
@@ -218,3 +291,167 @@ def calibrate_to_margins(
     raked = q * factor[unit]
     out[covered] = raked / np.maximum(raked.sum(axis=1, keepdims=True), 1e-300)
     return out
+
+
+# Gibbs sweeps of :func:`exchange_given_totals` per posterior draw. One removed the bias of the
+# rescaled independent draws on a small world (citizen pattern -211 -> +32 of 19,254 persons;
+# four: +44); two for margin. Each sweep is 15 pairwise draws over the block x age table.
+COUNT_SWEEPS = 2
+
+
+def table_concentration(
+    population: np.ndarray, share: np.ndarray, dispersion: np.ndarray | float
+) -> float:
+    """One Dirichlet-multinomial concentration ``c`` for a table of block x age rows.
+
+    A row of ``N`` persons drawn Dirichlet-multinomial with concentration ``c`` has variance
+    ``(N + c) / (1 + c)`` times the multinomial's. The table's between-block dispersion is one
+    such ratio per coarse pattern, pooled over rows of every size (weights ``N q (1 - q)``);
+    ``c`` is the concentration whose implied ratio, pooled the same way, equals it (``inf``:
+    no overdispersion). A constant ratio per row would instead make rows smaller than the ratio
+    all-or-nothing, which pushes persons into the commonest pattern once rows must sum to
+    their population.
+    """
+    n = population.astype(float)[:, None]
+    q = np.clip(share, 0.0, 1.0)
+    weight = n * q * (1 - q)
+    total = float(weight.sum())
+    if total <= 0:
+        return float("inf")
+    disp = np.broadcast_to(np.asarray(dispersion, dtype=float), q.shape)
+    target = float((disp * weight).sum() / total)
+    if target <= 1.0 + 1e-9:
+        return float("inf")
+
+    def implied(log_c: float) -> float:
+        c = 10.0**log_c
+        return float(((n + c) / (1.0 + c) * weight).sum() / total)
+
+    # implied() falls from about max N (c -> 0) to 1 (c -> inf): bisection on log10 c.
+    low, high = -6.0, 9.0
+    if implied(low) <= target:
+        return 10.0**low
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if implied(mid) > target else (low, mid)
+    return 10.0 ** (0.5 * (low + high))
+
+
+def exchange_given_totals(
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    share: np.ndarray,
+    measured: np.ndarray,
+    noise_var: np.ndarray,
+    concentration: float,
+    sweeps: int = 4,
+    half_window: int = 4,
+) -> np.ndarray:
+    """Redraw each row's coarse counts from their posterior given that they sum to its population.
+
+    Prior: per row ``DirichletMultinomial(N, c q)`` (``q`` the row's coarse shares, ``c``
+    :func:`table_concentration`; multinomial when ``c`` is inf); likelihood: each measured cell
+    ``Normal(y, sigma^2)`` (NaN: unmeasured). Gibbs sweeps over pairs of patterns: given the
+    rest of the row, the pair's total ``m`` is fixed and the first count is drawn exactly from
+    ``BetaBinomial(m, c q_i, c q_j)`` times the two cells' likelihoods, on a window of
+    ``2 half_window + 1`` integers around its current value. Row totals never change.
+
+    Independent per-cell draws rescaled to the row's population (the earlier step) biased the
+    commonest pattern: on a small world the citizen pattern lost 290 persons (1.5%) to rare
+    patterns, and rows whose draws were all zero were split uniformly.
+
+    Parameters
+    ----------
+    counts
+        (rows x patterns) integer starting counts; each row sums to its population.
+    share
+        (rows x patterns) prior shares, rows summing to 1.
+    measured, noise_var
+        (rows x patterns) noisy measurements (NaN: none) and their noise variances.
+    """
+    from scipy.special import gammaln
+
+    counts = np.asarray(counts, dtype=np.int64).copy()
+    n_rows, n_cols = counts.shape
+    q = np.clip(share, 1e-9, None)
+    q = q / q.sum(axis=1, keepdims=True)
+    finite = bool(np.isfinite(concentration))
+    alpha = q * (concentration if finite else 1.0)
+    has_y = ~np.isnan(measured)
+    y = np.where(has_y, measured, 0.0)
+    precision = np.where(has_y, 1.0 / np.where(has_y, np.maximum(noise_var, 1e-12), 1.0), 0.0)
+    pairs = [(i, j) for i in range(n_cols) for j in range(i + 1, n_cols)]
+    # Prior variance factor of a pair's split: (m + c) / (1 + c) times the binomial's.
+    conc_factor = concentration if finite else np.inf
+    # Wide enough for 5 posterior sd of any pair's split (unmeasured rows: the prior's).
+    population = counts.sum(axis=1).astype(float)
+    widest = np.sqrt(0.25 * population * _overdispersion(population, conc_factor)).max(initial=0)
+    width = (
+        2 * max(half_window, int(np.ceil(5 * widest))) + 1
+        if (~has_y).any()
+        else 2 * half_window + 1
+    )
+    offsets = np.arange(width)
+    for _ in range(sweeps):
+        for p in rng.permutation(len(pairs)):
+            i, j = pairs[p]
+            m_all = counts[:, i] + counts[:, j]
+            # Only rows where the pair holds someone can change.
+            act = np.flatnonzero(m_all > 0)
+            if not len(act):
+                continue
+            m = m_all[act]
+            qi, qj = q[act, i], q[act, j]
+            centre = _pair_centre(
+                m,
+                qi,
+                qj,
+                conc_factor,
+                y[act, i],
+                y[act, j],
+                precision[act, i],
+                precision[act, j],
+            )
+            low = np.clip(
+                np.rint(centre).astype(np.int64) - width // 2,
+                0,
+                np.maximum(m - width + 1, 0),
+            )
+            cand_i = low[:, None] + offsets[None, :]
+            valid = cand_i <= m[:, None]
+            cand_i = np.minimum(cand_i, m[:, None]).astype(float)
+            cand_j = m[:, None] - cand_i
+            logp = -gammaln(cand_i + 1.0) - gammaln(cand_j + 1.0)
+            if finite:
+                a_i, a_j = alpha[act, i][:, None], alpha[act, j][:, None]
+                logp += gammaln(cand_i + a_i) + gammaln(cand_j + a_j)
+            else:
+                p_i = (qi / (qi + qj))[:, None]
+                logp += cand_i * np.log(p_i) + cand_j * np.log1p(-p_i)
+            logp -= 0.5 * (y[act, i][:, None] - cand_i) ** 2 * precision[act, i][:, None]
+            logp -= 0.5 * (y[act, j][:, None] - cand_j) ** 2 * precision[act, j][:, None]
+            logp = np.where(valid, logp, -np.inf)
+            pick = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
+            new_i = cand_i[np.arange(len(act)), pick].astype(np.int64)
+            counts[act, i] = new_i
+            counts[act, j] = m - new_i
+    return counts
+
+
+def _overdispersion(m: np.ndarray, concentration: float) -> np.ndarray:
+    """Variance factor ``(m + c) / (1 + c)`` of a Dirichlet-multinomial split of ``m``."""
+    if not np.isfinite(concentration):
+        return np.ones_like(m, dtype=float)
+    return (m + concentration) / (1.0 + concentration)
+
+
+def _pair_centre(m, q_i, q_j, concentration, y_i, y_j, prec_i, prec_j) -> np.ndarray:
+    """Approximate posterior mean of the first count of a pair with total ``m``: the prior
+    split's mean and variance combined with both cells' measurements (Gaussian approximation;
+    it only places the window)."""
+    m = m.astype(float)
+    p = q_i / (q_i + q_j)
+    prior_var = np.maximum(m * p * (1 - p) * _overdispersion(m, concentration), 0.25)
+    precision = 1.0 / prior_var + prec_i + prec_j
+    centre = (m * p / prior_var + y_i * prec_i + (m - y_j) * prec_j) / precision
+    return np.clip(centre, 0.0, m)

@@ -42,11 +42,14 @@ import numpy as np
 import pandas as pd
 
 from models.count_step import (
+    COUNT_SWEEPS,
     calibrate_to_margins,
     coarse_margins,
     coarse_split_shift,
+    exchange_given_totals,
     full_table_membership,
     full_table_view,
+    table_concentration,
 )
 from models.discrepancy import (
     bucket_citizen_share,
@@ -599,6 +602,7 @@ def predict_blocks(
     rng: np.random.Generator,
     n_draws: int | None = None,
     discrepancy: dict | None = None,
+    count_sweeps: int = COUNT_SWEEPS,
 ) -> pd.DataFrame:
     """Posterior predictive block counts ``draw, block_id, citizens, noncitizens, cvap``.
 
@@ -608,7 +612,9 @@ def predict_blocks(
     coarse block table, the unknown true coarse counts are drawn first: per block x age x coarse
     pattern, on the integers from the model's ``Binomial(N, q)`` prior times the measurement's
     ``Normal(value, sigma^2)`` (:func:`sample_true_counts`), rescaled to the public population
-    by largest remainders; then a Dirichlet-multinomial by class membership given the coarse
+    by largest remainders, then ``count_sweeps`` Gibbs sweeps that redraw each row given its
+    population (:func:`models.count_step.exchange_given_totals`: the rescale alone moved 1.5% of
+    the citizen pattern to rare patterns); then a Dirichlet-multinomial by class membership given the coarse
     pattern (variance factor: the table's dispersion). Without any block table, a multinomial
     of the public population by ``pi``.
     """
@@ -682,7 +688,21 @@ def predict_blocks(
                 group_unit, margin, margin_var = margins
                 q = calibrate_to_margins(q, pop, group_unit, margin, margin_var, dispersion)
             true_counts = sample_true_counts(rng, pop, q, y, s2, dispersion=dispersion)
+            # A row whose independent draws are all zero starts from its prior shares (rescaling
+            # zeros would split it evenly over the patterns).
+            empty = true_counts.sum(axis=1) <= 0
+            true_counts[empty] = q[empty] * pop[empty, None]
             counts = _rescale_rows(true_counts, pop)
+            if count_sweeps:
+                counts = exchange_given_totals(
+                    rng,
+                    counts,
+                    q,
+                    y,
+                    s2,
+                    table_concentration(pop, q, dispersion),
+                    sweeps=count_sweeps,
+                )
             # Class membership given the coarse pattern: pi_k P(c | k), normalised.
             r = pi[:, None, :] * q_gck
             r /= np.maximum(r.sum(axis=2, keepdims=True), 1e-300)
