@@ -262,6 +262,15 @@ def generate_world(config: dict) -> World:
             table_ = sources.make_acs(
                 persons, households, blocks["block_id"].to_numpy(), cfg, ref, rng
             )
+            # Weights, replicate weights and allocation come from a stream of their own, so
+            # the sample, the answers and every other table are the same as without them.
+            table_ = sources.acs_design(
+                table_,
+                frame,
+                float(cfg["sources"]["acs"]["coverage"]),
+                list(config["age_groups"]),
+                stage_rng(seed, "synthetic", "source", "acs", "design"),
+            )
         else:
             table_ = makers[name](persons, cfg, ref, rng)
         # Shuffle so record order says nothing about persons; ids in shuffled order.
