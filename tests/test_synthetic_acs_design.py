@@ -117,3 +117,25 @@ def test_design_is_reproducible(tiny_world):
     one = acs_design(base, frame, 0.12, [0, 18, 35, 65], np.random.default_rng(1))
     two = acs_design(base, frame, 0.12, [0, 18, 35, 65], np.random.default_rng(1))
     pd.testing.assert_frame_equal(one, two)
+
+
+def test_sdr_over_the_address_frame_estimates_the_bernoulli_variance():
+    """Households sampled independently: SDR over frame positions is (nearly) unbiased for the
+    design variance of a total; SDR over the sample's own order misses most of it."""
+    rng = np.random.default_rng(0)
+    sizes = 1.0 + rng.poisson(1.5, 1_500)
+    p, weight, n_rep = 0.12, 1 / 0.12, 600
+    sampled = rng.random((n_rep, len(sizes))) < p
+    true_variance = (1 - p) / p * (sizes**2).sum()
+    frame_factors = sdr_factors(len(sizes), start=3)
+    estimates = sampled @ (weight * sizes)
+    frame_reps = sampled @ (weight * sizes[:, None] * frame_factors)
+    frame_var = replicate_se(estimates, frame_reps) ** 2
+    sample_var = np.empty(n_rep)
+    for i, mask in enumerate(sampled):
+        factors = sdr_factors(int(mask.sum()), start=3)
+        reps = (weight * sizes[mask][:, None] * factors).sum(axis=0)
+        sample_var[i] = replicate_se(np.array([estimates[i]]), reps[None, :])[0] ** 2
+    assert np.var(estimates) == pytest.approx(true_variance, rel=0.15)
+    assert 0.95 < frame_var.mean() / true_variance < 1.15
+    assert sample_var.mean() / true_variance < 0.5
