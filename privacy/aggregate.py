@@ -12,7 +12,8 @@ block column is the one named ``block_id``, ``GEOID20``, ``GEOID``, ``BLOCKID`` 
 district column the one named ``district``, ``DISTRICT``, ``assignment`` ... (or the other
 column of a two-column file); without one, the first column is the block and the second the
 district. GEOIDs are read as text, so leading zeros stay; a 14-digit GEOID (a leading zero lost
-by a spreadsheet) is an error that says so.
+by a spreadsheet) is an error that says so; a Census summary-level prefix (``7500000US``) is
+removed.
 
 For each district the block draws are summed per draw; the estimate is the median of the
 summed draws and the 90% interval their 5% and 95% quantiles (intervals are NOT sums of block
@@ -56,6 +57,7 @@ BLOCK_COLUMNS = (
     "blockid20",
     "block_geoid",
     "geocode",
+    "geo_id",
     "block",
 )
 DISTRICT_COLUMNS = (
@@ -177,6 +179,11 @@ def read_districts(path: str | Path) -> pd.DataFrame:
         },
         dtype=object,
     )
+    # Census files write GEOIDs with a summary-level prefix (7500000US + 15 digits for blocks).
+    prefixed = table["block_id"].str.fullmatch(r"\d{7}US\d{15}")
+    if prefixed.any():
+        table.loc[prefixed, "block_id"] = table.loc[prefixed, "block_id"].str[-GEOID_LENGTH:]
+        notes.append(f"{int(prefixed.sum())} GEOID(s) had a summary-level prefix, removed")
     line_number = np.arange(len(table)) + 1 + int(has_header)
     empty = (table["block_id"] == "") | (table["district"] == "")
     if empty.any():

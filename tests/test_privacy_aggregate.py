@@ -143,6 +143,9 @@ def zero_draws_file(tmp_path):
         '"010010201002000"|"02"\n',
         # Maptitude style: pipe, no header, Windows line ends.
         "010010201001000|01\r\n010010201001001|01\r\n010010201002000|02\r\n",
+        # Census-style GEO_ID with the summary-level prefix, tab delimited.
+        "GEO_ID\tCD\n7500000US010010201001000\t01\n7500000US010010201001001\t01\n"
+        "7500000US010010201002000\t02\n",
         # Districtr style: comma, header 'assignment', a byte-order mark.
         "\ufeffGEOID20,assignment\n010010201001000,01\n010010201001001,01\n010010201002000,02\n",
     ],
