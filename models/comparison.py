@@ -205,7 +205,11 @@ def relative_errors(units: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def gain_figure(relative: pd.DataFrame, title: str | None = None):
+def gain_figure(
+    relative: pd.DataFrame,
+    title: str | None = None,
+    figsize: tuple[float, float] = (10, 3.8),
+):
     """Typical error as a share of the true count, by district size: today vs this project.
 
     One panel per quantity (citizens, CVAP); x the mean persons per unit (log scale) of block,
@@ -220,7 +224,7 @@ def gain_figure(relative: pd.DataFrame, title: str | None = None):
 
     colours = {"acs_direct": "#D55E00", "published": "#CC79A7", "exact": "#0072B2"}
     styles = {"acs_direct": "-", "published": "-", "exact": "--"}
-    fig, axes = plt.subplots(1, len(TARGET_QUANTITIES), figsize=(10, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, len(TARGET_QUANTITIES), figsize=figsize, sharey=True)
     for ax, quantity in zip(axes, TARGET_QUANTITIES, strict=True):
         subset = relative[
             (relative["quantity"] == quantity) & relative["level"].isin(FIGURE_LEVELS)
@@ -256,16 +260,17 @@ def gain_figure(relative: pd.DataFrame, title: str | None = None):
                     )
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("persons per district (block, block group, tract, compact districts)")
+        ax.set_xlabel("persons per unit (block ... district)")
         ax.set_title("citizens" if quantity == "citizens" else "CVAP (citizens 18+)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("typical error, % of the true count")
     axes[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(
-        title
-        or "What you gain over today's ACS disaggregation (labels: ACS error / published error)",
-        fontsize=10,
-    )
+    if title is None:
+        title = (
+            "What you gain over today's ACS disaggregation (labels: ACS error / published error)"
+        )
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

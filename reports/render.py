@@ -487,7 +487,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     book.add(
         "gain_over_acs",
         F.gain_over_acs(comparison_summary),
-        "What you gain over today's ACS disaggregation",
+        "What you gain over the ACS disaggregation used today",
         "Typical error (summed absolute error over the summed true count) of blocks, block "
         "groups, tracts and compact districts (runs of consecutive blocks of about 300 to "
         "30,000 persons), against persons per district (log scales). Orange: today's practice, "
