@@ -404,6 +404,8 @@ def publish(
     ledger: dict,
     diagnostics: dict,
     config: dict,
+    geography: pd.DataFrame | None = None,
+    county_table: pd.DataFrame | None = None,
 ) -> dict[str, bytes]:
     """Build every published file.
 
@@ -418,14 +420,22 @@ def publish(
         (``privacy/model/``, or ``model/`` under privacy mode none).
     config
         The validated pipeline config.
+    geography
+        ``world/geography.parquet`` (public): with it, ``blocks.geojson`` is written too.
+    county_table
+        The vendored Census county CVAP table (``fips, geoname``): county names for the
+        ``geoname`` column of the Census-convention files (``County {fips}`` without it).
 
     Returns
     -------
     dict
         File name (under ``published/``) -> bytes: blocks.csv, blocks.parquet, draws.parquet,
-        tracts.csv, counties.csv, metadata.json.
+        tracts.csv, counties.csv, cvap_blocks.csv, cvap_block_groups.csv, cvap_tracts.csv
+        (:mod:`privacy.census_convention`), blocks.geojson (with ``geography``) and
+        metadata.json.
     """
     from pipeline_common.io import dumps_json
+    from privacy import census_convention as cc
 
     require_columns(
         counts, ["block_id", "tract_id", "county_id", "age_group", "population"], COUNTS_FILE
@@ -490,6 +500,34 @@ def publish(
         "tracts.csv": _csv_bytes(tracts),
         "counties.csv": _csv_bytes(counties),
     }
+    # The same estimates in the Census CVAP special tabulation's convention (and as GeoJSON),
+    # for the tools redistricting analysts already use.
+    names = cc.county_names_from_table(county_table)
+    adults_of = pd.Series(adults, index=block_ids)
+    with_groups = block_table.assign(block_group_id=block_table["block_id"].astype(str).str[:12])
+    block_groups = _group_sums(draws, with_groups, "block_group_id", method)
+    group_adults = adults_of.groupby(adults_of.index.astype(str).str[:12]).sum()
+    tract_adults = adults_of.groupby(block_table["tract_id"].to_numpy()).sum()
+    census_blocks = cc.census_table(
+        populated, "block_id", "block", adults_of.loc[populated["block_id"]].to_numpy(), names
+    )
+    files["cvap_blocks.csv"] = _csv_bytes(census_blocks)
+    files["cvap_block_groups.csv"] = _csv_bytes(
+        cc.census_table(
+            block_groups,
+            "block_group_id",
+            "block_group",
+            group_adults.loc[block_groups["block_group_id"]].to_numpy(),
+            names,
+        )
+    )
+    files["cvap_tracts.csv"] = _csv_bytes(
+        cc.census_table(
+            tracts, "tract_id", "tract", tract_adults.loc[tracts["tract_id"]].to_numpy(), names
+        )
+    )
+    if geography is not None:
+        files["blocks.geojson"] = cc.blocks_geojson(census_blocks, geography)
     privacy = privacy_statement(ledger, config)
     convergence = convergence_statement(diagnostics, config, privacy["privacy_protected"])
     meta = {
@@ -521,6 +559,22 @@ def publish(
             "blocks_in_draws": len(block_ids),
             "tracts": len(tracts),
             "counties": len(counties),
+        },
+        "census_convention": {
+            "files": sorted(name for name in files if name.startswith("cvap_"))
+            + (["blocks.geojson"] if "blocks.geojson" in files else []),
+            "columns": list(cc.CENSUS_COLUMNS),
+            "geoid": "zero-padded GEOID string: 15 characters for blocks, 12 for block groups, "
+            "11 for tracts (no summary-level prefix); one line per geography (lnnumber 1, "
+            "lntitle Total)",
+            "estimates": "cit_est, cvap_est, noncit_est are the published estimates (blocks.csv, "
+            "tracts.csv; block groups are sums of their blocks); tot_est and adu_est the census "
+            "frame's population and voting-age population",
+            "moe": cc.MOE_RULE,
+            "geojson": "blocks.geojson: one polygon per published block (the synthetic "
+            "geography's unit squares), properties as in cvap_blocks.csv. The synthetic plane "
+            f"is not a real place: coordinates are its units x {cc.DEGREES_PER_UNIT} placed as "
+            "longitude/latitude degrees from (0, 0), so GIS software reads them as WGS 84.",
         },
         "reliability_rule": {
             "measure": "max(citizens, cvap) 90% interval width / population",
@@ -568,6 +622,11 @@ def main(argv: list[str] | None = None) -> None:
         read_json(root / "privacy" / "ledger.json"),
         read_json(fit / "diagnostics.json"),
         config,
+        pd.read_parquet(root / "world" / "geography.parquet"),
+        pd.read_csv(
+            Path(config["data_dir"]) / "census_cvap" / "cvap_acs2009_2013_county_totals.csv",
+            dtype={"fips": str},
+        ),
     )
     write_published(files, root / "published")
 

@@ -362,6 +362,7 @@ def load_run(
         "estimates_eval": _optional_json(run_dir / "evaluation" / "estimates.json", missing),
         "published_eval": _optional_json(run_dir / "evaluation" / "published.json", missing),
         "calibration_eval": _optional_json(run_dir / "evaluation" / "calibration.json", missing),
+        "comparison_eval": _optional_json(run_dir / "evaluation" / "comparison.json", missing),
         "benchmarks": read_benchmarks(Path(bench_dir) if bench_dir else None),
         "sensitivity": sensitivity,
         "sensitivity_path": str(sensitivity_summary) if sensitivity is not None else None,

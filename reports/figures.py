@@ -756,6 +756,22 @@ def calibration_levels(summary: pd.DataFrame) -> Figure | None:
         return coverage_by_size_figure(table, title="", figsize=(TEXT_WIDTH_IN, 3.4))
 
 
+def gain_over_acs(summary: pd.DataFrame) -> Figure | None:
+    """Typical error by district size: today's ACS disaggregation against the published
+    estimates (``evaluation/comparison.json``; the figure of ``models.comparison``)."""
+    from models.comparison import gain_figure
+
+    needed = {"method", "level", "quantity", "relative_error", "mean_population"}
+    if summary is None or summary.empty or not needed <= set(summary):
+        return None
+    table = summary.dropna(subset=["relative_error", "mean_population"])
+    if table.empty or "acs_direct" not in set(table["method"]):
+        return None
+    with report_style():
+        # A little narrower than the text: the ratio labels may reach past the axes.
+        return gain_figure(table, title="", figsize=(TEXT_WIDTH_IN - 0.4, 3.4))
+
+
 def record_rule_cost(by_status: dict | None) -> Figure | None:
     """What the record rule decides for persons of each true status (shares of the class)."""
     if not isinstance(by_status, dict) or not by_status:

@@ -499,6 +499,9 @@ def write_fixture_run(
         district_targets=(100, 300, 1_000),
     )
     write_json({"run": run_dir.name, **calibration}, run_dir / "evaluation" / "calibration.json")
+    # evaluation/comparison.json as the evaluate_comparison rule writes it: every method against
+    # an ACS-direct-like baseline (its own generator, so the fixture's other numbers stay put).
+    _write_comparison(run_dir, geography, blocks, draws, exact_draws, seed)
     write_json(
         {
             "blocks": len(blocks),
@@ -594,3 +597,42 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _write_comparison(run_dir, geography, blocks, draws, exact_draws, seed) -> None:
+    """``baselines/acs_direct/*`` and ``evaluation/comparison.json`` of the fixture run."""
+    from models.comparison import compare
+
+    acs_rng = np.random.default_rng(seed + 15)
+    acs_draws = _draws(acs_rng, blocks)
+    # A noisier "survey" baseline: each block's draws spread around its mean.
+    for quantity in ("citizens", "noncitizens", "cvap"):
+        noise = acs_rng.normal(0.0, 3.0, len(acs_draws))
+        acs_draws[quantity] = np.maximum(0, np.rint(acs_draws[quantity] + noise)).astype(np.int64)
+    write_parquet(acs_draws, run_dir / "baselines" / "acs_direct" / "block_draws.parquet")
+    summed = acs_draws.assign(block_group_id=acs_draws["block_id"].astype(str).str[:12])
+    per_draw = summed.groupby(["block_group_id", "draw"])[["citizens", "noncitizens", "cvap"]].sum()
+    stats = per_draw.groupby(level="block_group_id").agg(["mean", "std"])
+    table = pd.DataFrame({"block_group_id": stats.index, "respondents": 20})
+    for name, quantity in (("cit", "citizens"), ("noncit", "noncitizens"), ("cvap", "cvap")):
+        table[f"{name}_est"] = stats[(quantity, "mean")].to_numpy()
+        table[f"{name}_moe"] = 1.645 * stats[(quantity, "std")].fillna(0).to_numpy()
+    write_parquet(table, run_dir / "baselines" / "acs_direct" / "block_groups.parquet")
+    methods = {
+        "published": draws,
+        "exact": exact_draws,
+        "acs_direct": acs_draws,
+        **{
+            m: pd.read_parquet(run_dir / "baselines" / m / "block_draws.parquet")
+            for m in ("record_rule", "census_style")
+        },
+    }
+    document, _, _ = compare(
+        methods,
+        table,
+        pd.read_parquet(run_dir / "truth" / "persons.parquet"),
+        pd.read_parquet(run_dir / "world" / "frame.parquet"),
+        geography,
+        seed,
+    )
+    write_json({"run": run_dir.name, **document}, run_dir / "evaluation" / "comparison.json")

@@ -481,6 +481,21 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "line. Points below the band are intervals too narrow for that size of district; the "
         "right-hand points are a handful of units each (evaluation/calibration.json).",
     )
+    comparison_rows, comparison_summary, comparison_facts = S.comparison_tables(
+        ctx.get("comparison_eval")
+    )
+    book.add(
+        "gain_over_acs",
+        F.gain_over_acs(comparison_summary),
+        "What you gain over the ACS disaggregation used today",
+        "Typical error (summed absolute error over the summed true count) of blocks, block "
+        "groups, tracts and compact districts (runs of consecutive blocks of about 300 to "
+        "30,000 persons), against persons per district (log scales). Orange: today's practice, "
+        "the ACS block-group estimate pushed down to blocks in proportion to population "
+        "(voting-age population for CVAP); purple: this project's published estimates; blue, "
+        "dashed: the exact fit (never published). Labels: how many times the published error "
+        "the ACS disaggregation's error is (evaluation/comparison.json).",
+    )
     cost = S.person_cost(ctx)
     raw_cost = first_key(ctx.get("estimates_eval") or {}, "record_rule_cost") or {}
     book.add(
@@ -647,6 +662,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "ledger": _records(ledger),
         "published_accuracy": _records(published_accuracy),
         "calibration_levels": calibration_rows,
+        "comparison_rows": comparison_rows,
+        "comparison_targets": comparison_facts.get("targets", []),
+        "comparison_moe": comparison_facts.get("moe", {}),
         "calibration_counties": next(
             (row["units"] for row in calibration_rows if row["level"] == "county"), None
         ),

@@ -38,12 +38,14 @@ METHOD_COLOURS = {
     "record_rule": PALETTE["orange"],
     "census_style": PALETTE["green"],
     "published": PALETTE["purple"],
+    "acs_direct": PALETTE["vermillion"],
 }
 METHOD_LABELS = {
     "model": "Model (exact fit)",
     "record_rule": "Record rule",
     "census_style": "Census-style",
     "published": "Published (privacy fit)",
+    "acs_direct": "ACS direct (today's practice)",
 }
 STATUS_COLOURS = {
     "native_citizen": PALETTE["blue"],

@@ -1037,3 +1037,93 @@ def calibration_levels(calibration_eval: Any) -> tuple[list[dict], pd.DataFrame]
                 }
             )
     return rows, summary
+
+
+COMPARISON_METHODS = ("published", "exact", "acs_direct", "census_style", "record_rule")
+COMPARISON_LEVELS = (
+    "block",
+    "block_group",
+    "tract",
+    "district_1000",
+    "district_3000",
+    "district_10000",
+    "district_30000",
+    "county",
+)
+
+
+def comparison_tables(comparison_eval: Any) -> tuple[list[dict], pd.DataFrame, dict]:
+    """The report's view of ``evaluation/comparison.json``.
+
+    Returns
+    -------
+    (rows, summary, facts)
+        ``rows``: one per level and quantity (citizens, CVAP) with ``label, quantity, units,
+        persons`` and ``mae`` / ``coverage`` / ``width`` lists in :data:`COMPARISON_METHODS`
+        order (None where a method is absent); ``summary``: the JSON's summary table;
+        ``facts``: ``targets`` (name, met, sentence) and ``moe`` (the ACS baseline's own
+        block-group MOE coverage per quantity).
+    """
+    if not isinstance(comparison_eval, dict) or not comparison_eval.get("summary"):
+        return [], pd.DataFrame(), {}
+    summary = pd.DataFrame(comparison_eval["summary"])
+    by_key = {(r["method"], r["level"], r["quantity"]): r for r in summary.to_dict("records")}
+    rows = []
+    for level in COMPARISON_LEVELS:
+        for quantity in ("citizens", "cvap"):
+            present = [by_key.get((m, level, quantity)) for m in COMPARISON_METHODS]
+            first = next((r for r in present if r), None)
+            if first is None:
+                continue
+            rows.append(
+                {
+                    "label": calibration_level_label(level),
+                    "quantity": "citizens" if quantity == "citizens" else "CVAP",
+                    "units": int(first["n_units"]),
+                    "persons": numeric(first.get("mean_population")),
+                    "mae": [numeric(r.get("mae")) if r else None for r in present],
+                    "coverage": [numeric(r.get("coverage")) if r else None for r in present],
+                    "width": [numeric(r.get("mean_width")) if r else None for r in present],
+                }
+            )
+    targets = comparison_eval.get("targets") or {}
+    sentences = []
+    block = (targets.get("block_mae_at_most_half_of_acs_direct") or {}).get("quantities") or {}
+    for quantity, entry in block.items():
+        sentences.append(
+            {
+                "met": bool(entry.get("met")),
+                "text": f"Block MAE of {quantity}: published {entry.get('published_mae', 0):.2f} "
+                f"against {entry.get('acs_direct_mae', 0):.2f} for the ACS disaggregation "
+                "(target: at most half).",
+            }
+        )
+    group = (targets.get("block_group_width_and_coverage") or {}).get("quantities") or {}
+    for quantity, entry in group.items():
+        sentences.append(
+            {
+                "met": bool(entry.get("met")),
+                "text": f"Block groups, {quantity}: published 90% intervals "
+                f"{entry.get('published_mean_width', 0):.1f} persons wide on average against "
+                f"{entry.get('acs_moe_interval_mean_width', 0):.1f} for the ACS estimate +- MOE; "
+                f"published coverage {entry.get('published_coverage', 0):.3f} "
+                "(target: no wider, coverage 0.85-0.95).",
+            }
+        )
+    districts = targets.get("districts_1000_30000_mae_below_acs_direct") or {}
+    for quantity, entry in (districts.get("quantities") or {}).items():
+        sizes = entry.get("sizes") or {}
+        detail = "; ".join(
+            f"~{int(level.split('_')[1]):,}: {v.get('published_mae', 0):.1f} vs "
+            f"{v.get('acs_direct_mae', 0):.1f}"
+            for level, v in sizes.items()
+        )
+        sentences.append(
+            {
+                "met": bool(entry.get("met")),
+                "text": f"Compact districts, {quantity} MAE published vs ACS ({detail}) "
+                "(target: below at every size).",
+            }
+        )
+    moe = comparison_eval.get("acs_direct_moe_coverage") or {}
+    return rows, summary, {"targets": sentences, "moe": moe}

@@ -410,9 +410,292 @@ def make_acs(
         truth,
     ).astype(object)
     answer = errors.null_out(answer, float(scfg["item_nonresponse"]), rng)
+    # Design fields need no random draw (the sample and the answers above are unchanged):
+    # the survey's own household serial, in geographic order (persons are sorted by block and
+    # household, and ``idx`` ascends), the age the respondent gave at the interview and the
+    # annual panel (1 = the earliest of the five years) of the interview.
+    serial = pd.factorize(hh[idx])[0] + 1
+    age = _age_on_dates(persons["dob"].to_numpy()[idx], when)
+    years_before = (ref - when).astype(np.int64) / DAYS_PER_YEAR
+    panel = np.clip(ACS_PANELS - np.floor(years_before).astype(np.int64), 1, ACS_PANELS)
     fields = {
         "block_id": block_ids[persons["block_index"].to_numpy()[idx]],
         "interview_date": when,
         "citizenship_response": answer,
+        "household_id": np.char.add("HU", np.char.zfill(serial.astype(str), 9)).astype(object),
+        "age": age,
+        "panel": panel.astype(np.int64),
     }
     return _finish(persons, idx, fields, cfg, "acs", rng)
+
+
+def _age_on_dates(dob: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """Completed years of age of each birth date ``dob`` on its own date ``on``."""
+    dob = np.asarray(dob).astype("datetime64[D]")
+    on = np.asarray(on).astype("datetime64[D]")
+
+    def parts(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        year = d.astype("datetime64[Y]").astype(np.int64) + 1970
+        month = d.astype("datetime64[M]").astype(np.int64) % 12
+        day = (d - d.astype("datetime64[M]")).astype(np.int64)
+        return year, month, day
+
+    by, bm, bd = parts(dob)
+    oy, om, od = parts(on)
+    before_birthday = (om < bm) | ((om == bm) & (od < bd))
+    return (oy - by - before_birthday).astype(np.int64)
+
+
+# --- The ACS sample design: weights and successive-difference replicate weights -------------
+#
+# Sample: every household is in the five-year sample with probability ``coverage`` and is
+# interviewed in one of five annual panels (uniform interview date over the five years before
+# the reference date), so each panel samples ``coverage / 5`` of households, as the ACS samples
+# about 2.5% of addresses a year and pools five years. Base weight: ``1 / coverage`` per person.
+# Final weight: the base weight ratio-adjusted within county x age group (age at interview, the
+# config's age groups) to the census frame's counts (public, like the population estimates the
+# ACS controls to), so weighted persons add up to the frame in every county. Citizenship item
+# nonresponse is allocated by a hot deck (a random donor of the same county and age group), as
+# the ACS allocates it: ``citizenship_edited`` and the flag ``citizenship_allocated``.
+# Replicates: successive difference replication (Fay and Train 1995) with 80 replicates and the
+# ACS's factors: unit k takes rows k and k + 1 (cyclic, from a random start) of an 80 x 80
+# Hadamard matrix, factor 1 + 2^-1.5 (a_k,r - a_k+1,r) (0.29, 1 or 1.71), each replicate
+# ratio-adjusted like the full sample; variance 4 / 80 sum_r (X_r - X)^2; 90% MOE 1.645 x SE.
+# The ACS samples addresses systematically from a geographically sorted list and orders its
+# sample the same way; this synthetic survey samples households independently (Bernoulli), so
+# the number sampled in a block group varies and SDR over the *sample* order misses that part of
+# the variance (measured on the default world: total-population MOEs covered 0.67 of block
+# groups instead of 0.90). Here k is the household's position in the address frame (every
+# household of the world in geographic order, sampled or not): the same SDR estimator applied to
+# the expanded values of the whole frame, whose expectation under Bernoulli sampling is the
+# design variance plus half the sum of squared neighbour differences (a few percent
+# conservative). With it the same check covered 0.90.
+
+ACS_PANELS = 5
+ACS_REPLICATES = 80
+SDR_COEFFICIENT = 2.0**-1.5
+ACS_VARIANCE_FACTOR = 4.0 / ACS_REPLICATES
+ACS_MOE_Z = 1.645
+CITIZEN_ANSWERS = ("born_citizen", "naturalized")
+ACS_ANSWERS = ("born_citizen", "naturalized", "noncitizen")
+
+
+def replicate_weight_columns(replicates: int = ACS_REPLICATES) -> list[str]:
+    """Names of the replicate weight columns: ``rep_weight_1`` ... ``rep_weight_80``."""
+    return [f"rep_weight_{r}" for r in range(1, replicates + 1)]
+
+
+def _legendre(a: np.ndarray, q: int) -> np.ndarray:
+    """Legendre symbol of ``a`` modulo the odd prime ``q`` (0, 1 or -1)."""
+    squares = np.zeros(q, dtype=np.int64)
+    squares[(np.arange(1, q) ** 2) % q] = 1
+    out = np.where(squares[a % q] == 1, 1, -1)
+    return np.where(a % q == 0, 0, out)
+
+
+def hadamard(order: int = ACS_REPLICATES) -> np.ndarray:
+    """A Hadamard matrix of ``order`` (a power of two times 1, or times 20 for 80, 40, ...).
+
+    80 = 4 x 20: Sylvester's construction of order 4 (or any power of two) times Paley's
+    construction I of order 20 (q = 19, a prime with q = 3 mod 4).
+    """
+    power, paley = order, 1
+    if order % 20 == 0 and (order // 20) & (order // 20 - 1) == 0:
+        power, paley = order // 20, 20
+    if power & (power - 1):
+        raise ValueError(f"no Hadamard construction here for order {order}")
+    matrix = np.ones((1, 1), dtype=np.int64)
+    while matrix.shape[0] < power:
+        matrix = np.block([[matrix, matrix], [matrix, -matrix]])
+    if paley == 20:
+        q = 19
+        jacobsthal = _legendre(np.subtract.outer(np.arange(q), np.arange(q)) * -1, q)
+        core = np.zeros((q + 1, q + 1), dtype=np.int64)
+        core[0, 1:] = 1
+        core[1:, 0] = -1
+        core[1:, 1:] = jacobsthal
+        matrix = np.kron(matrix, core + np.eye(q + 1, dtype=np.int64))
+    if not np.array_equal(matrix @ matrix.T, order * np.eye(order, dtype=np.int64)):
+        raise AssertionError(f"Hadamard construction of order {order} is not orthogonal")
+    return matrix
+
+
+def sdr_factors(
+    positions: int | np.ndarray, start: int, replicates: int = ACS_REPLICATES
+) -> np.ndarray:
+    """Successive-difference replicate factors of units at ``positions`` of a sort order.
+
+    The unit at position ``k`` takes Hadamard rows ``(start + k) mod R`` and
+    ``(start + k + 1) mod R``; its factor in replicate ``r`` is
+    ``1 + 2^-1.5 (a[row1, r] - a[row2, r])``.
+
+    Parameters
+    ----------
+    positions
+        Each unit's position in the sort order, or a count ``n`` for positions ``0 .. n-1``.
+    start
+        Row offset (drawn at random by the design).
+    replicates
+        Number of replicates (a Hadamard order; 80 as in the ACS).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_units, replicates)`` factors in {1 - 2^-0.5, 1, 1 + 2^-0.5}.
+    """
+    a = hadamard(replicates)
+    if np.ndim(positions) == 0:
+        k = np.arange(int(positions), dtype=np.int64)
+    else:
+        k = np.asarray(positions, dtype=np.int64)
+    row1 = (start + k) % replicates
+    row2 = (start + k + 1) % replicates
+    return 1.0 + SDR_COEFFICIENT * (a[row1] - a[row2])
+
+
+def replicate_se(estimate: np.ndarray, replicate_estimates: np.ndarray) -> np.ndarray:
+    """Replicate standard error ``sqrt(4 / R sum_r (X_r - X)^2)`` (last axis: replicates)."""
+    estimate = np.asarray(estimate, dtype=float)
+    deviations = np.asarray(replicate_estimates, dtype=float) - estimate[..., None]
+    factor = 4.0 / deviations.shape[-1]
+    return np.sqrt(factor * (deviations**2).sum(axis=-1))
+
+
+def ratio_calibrate(
+    weights: np.ndarray, county: np.ndarray, cell: np.ndarray, controls: pd.Series
+) -> np.ndarray:
+    """Ratio-adjust ``weights`` (n x k columns) within cells to control totals.
+
+    Parameters
+    ----------
+    weights
+        ``(n, k)`` weights (the full sample and replicates as columns).
+    county, cell
+        Per record: county id and cell id (county x age group) as strings.
+    controls
+        Control total per cell, indexed by cell id ``"{county}|{age group}"``.
+
+    A cell without records hands its control to the other cells of its county (their weights
+    are scaled so the county total is met), so every county's weighted total is its control
+    total whenever the county has any record.
+    """
+    weights = np.asarray(weights, dtype=float)
+    cells, cell_code = np.unique(cell, return_inverse=True)
+    sums = np.zeros((len(cells), weights.shape[1]))
+    np.add.at(sums, cell_code, weights)
+    target = controls.reindex(cells).fillna(0.0).to_numpy(dtype=float)
+    factor = np.divide(target[:, None], sums, out=np.ones_like(sums), where=sums > 0)
+    adjusted = weights * factor[cell_code]
+    # Counties whose control cells lack records: scale to the county control total.
+    control_county = pd.Series(controls.to_numpy(dtype=float), index=controls.index)
+    county_totals = control_county.groupby(control_county.index.str.split("|").str[0]).sum()
+    counties, county_code = np.unique(county, return_inverse=True)
+    county_sums = np.zeros((len(counties), weights.shape[1]))
+    np.add.at(county_sums, county_code, adjusted)
+    wanted = county_totals.reindex(counties).fillna(0.0).to_numpy(dtype=float)
+    scale = np.divide(
+        wanted[:, None], county_sums, out=np.ones_like(county_sums), where=county_sums > 0
+    )
+    return adjusted * scale[county_code]
+
+
+def frame_controls(frame: pd.DataFrame, age_bounds: list[int]) -> pd.Series:
+    """Census-frame persons per county x age group (``"{county}|{group}"``).
+
+    Persons whose age the frame lacks are spread over their county's age groups in proportion
+    to the known ages, so the controls add up to the frame in every county.
+    """
+    from pipeline_common.ages import assign_age_group
+
+    county = frame["block_id"].astype(str).str[:5].to_numpy()
+    group = pd.Series(
+        assign_age_group(
+            pd.to_numeric(frame["age"], errors="coerce").astype("float64").to_numpy(), age_bounds
+        )
+    ).astype("object")
+    known = pd.DataFrame({"county": county, "group": group}).dropna()
+    counts = known.groupby(["county", "group"]).size().astype(float)
+    county_of_cell = counts.index.get_level_values("county")
+    all_persons = pd.Series(county).value_counts().astype(float).reindex(county_of_cell)
+    with_age = counts.groupby(level="county").sum().reindex(county_of_cell)
+    counts = counts * (all_persons.to_numpy() / with_age.to_numpy())
+    counts.index = [f"{c}|{g}" for c, g in counts.index]
+    return counts.sort_index()
+
+
+def acs_design(
+    acs: pd.DataFrame,
+    frame: pd.DataFrame,
+    coverage: float,
+    age_bounds: list[int],
+    rng: np.random.Generator,
+    frame_position: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Add the survey's estimation fields to the ACS person records (see the notes above).
+
+    Parameters
+    ----------
+    acs
+        :func:`make_acs` output (``block_id, household_id, age, citizenship_response``...).
+    frame
+        The census frame (``block_id, age``): the control totals.
+    coverage
+        Household sampling rate over the five years (``synthetic.sources.acs.coverage``).
+    age_bounds
+        ``config["age_groups"]``.
+    rng
+        The design's own stream (replicate start row, hot-deck donors), so adding the design
+        changes no other draw of the world.
+    frame_position
+        Per record: its household's position in the address frame (all households in
+        geographic order), the order of the successive differences. Without it, the sampled
+        households' own geographic order (block, serial) is used, which understates the
+        variance of a Bernoulli sample (see the notes above).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``acs`` with ``citizenship_edited, citizenship_allocated, base_weight, weight`` and
+        ``rep_weight_1`` ... ``rep_weight_80``.
+    """
+    from pipeline_common.ages import assign_age_group
+
+    out = acs.copy()
+    n = len(out)
+    county = out["block_id"].astype(str).str[:5].to_numpy()
+    group = np.asarray(
+        pd.Series(assign_age_group(out["age"].to_numpy(float), age_bounds)).astype(str)
+    )
+    cell = np.char.add(np.char.add(county.astype(str), "|"), group.astype(str))
+    # Hot-deck allocation of citizenship item nonresponse: a random donor of the same cell
+    # (county x age group), else of the county, else of the whole sample.
+    answer = out["citizenship_response"].to_numpy(dtype=object)
+    answered = pd.notna(answer)
+    edited = answer.copy()
+    missing = np.flatnonzero(~answered)
+    for keys in (cell, county, np.zeros(n, dtype=np.int64).astype(str)):
+        if not len(missing):
+            break
+        donors = pd.Series(np.flatnonzero(answered)).groupby(keys[answered]).agg(list)
+        has_donor = np.array([k in donors.index for k in keys[missing]], dtype=bool)
+        for i in missing[has_donor]:
+            pool = donors[keys[i]]
+            edited[i] = answer[pool[int(rng.integers(len(pool)))]]
+        missing = missing[~has_donor]
+    out["citizenship_edited"] = edited
+    out["citizenship_allocated"] = ~answered
+    base = 1.0 / float(coverage) if coverage > 0 else 0.0
+    out["base_weight"] = np.full(n, base)
+    start = int(rng.integers(ACS_REPLICATES))
+    if frame_position is None:
+        # Sampled households in geographic order (block, then serial).
+        households = out[["block_id", "household_id"]].astype(str).drop_duplicates()
+        households = households.sort_values(["block_id", "household_id"], kind="stable")
+        rank = pd.Series(np.arange(len(households)), index=households["household_id"].to_numpy())
+        frame_position = rank.reindex(out["household_id"].astype(str)).to_numpy()
+    factors = sdr_factors(np.asarray(frame_position, dtype=np.int64), start)
+    columns = np.column_stack([np.full(n, base), base * factors])
+    calibrated = ratio_calibrate(columns, county, cell, frame_controls(frame, age_bounds))
+    out["weight"] = calibrated[:, 0]
+    replicate = pd.DataFrame(calibrated[:, 1:], columns=replicate_weight_columns(), index=out.index)
+    return pd.concat([out, replicate], axis=1)

@@ -256,11 +256,24 @@ def generate_world(config: dict) -> World:
     source_persons: dict[str, int] = {}
     coverage_by_status: dict[str, dict] = {}
     status_codes = persons["status"].to_numpy()
+    household_position = pd.factorize(persons["household_index"].to_numpy())[0]
     for name in SOURCES:
         rng = stage_rng(seed, "synthetic", "source", name)
         if name == "acs":
             table_ = sources.make_acs(
                 persons, households, blocks["block_id"].to_numpy(), cfg, ref, rng
+            )
+            # Weights, replicate weights and allocation come from a stream of their own, so
+            # the sample, the answers and every other table are the same as without them.
+            table_ = sources.acs_design(
+                table_,
+                frame,
+                float(cfg["sources"]["acs"]["coverage"]),
+                list(config["age_groups"]),
+                stage_rng(seed, "synthetic", "source", "acs", "design"),
+                # Successive differences run over the address frame: every household in
+                # geographic order (persons are sorted by block and household).
+                household_position[table_["person_index"].to_numpy()],
             )
         else:
             table_ = makers[name](persons, cfg, ref, rng)

@@ -53,7 +53,14 @@ def build(world, config):
         "divergences": 0,
         "sampling_seconds": 12.3,
     }
-    return publish(world["draws"], counts, ledger, diagnostics, config), counts
+    return publish(
+        world["draws"], counts, ledger, diagnostics, config, squares(world["geography"])
+    ), counts
+
+
+def squares(geography):
+    """The fixture geography with unit squares in a row (as world/geography.parquet has)."""
+    return geography.assign(x=np.arange(len(geography)) + 0.5, y=0.5, width=1.0, height=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +83,10 @@ def test_published_files_hold_no_person_level_data(world, published):
         "draws.parquet",
         "tracts.csv",
         "counties.csv",
+        "cvap_blocks.csv",
+        "cvap_block_groups.csv",
+        "cvap_tracts.csv",
+        "blocks.geojson",
         "metadata.json",
     }
     for path in paths:

@@ -40,10 +40,19 @@ CONTRACT_FILES = [
     "privacy/model/diagnostics.json",
     "evaluation/estimates.json",
     "evaluation/calibration.json",
+    "evaluation/comparison.json",
+    "evaluation/comparison.csv",
+    "evaluation/gain_over_acs.png",
+    "baselines/acs_direct/block_draws.parquet",
+    "baselines/acs_direct/block_groups.parquet",
     "privacy/ledger.json",
     "published/blocks.csv",
     "published/blocks.parquet",
     "published/draws.parquet",
+    "published/cvap_blocks.csv",
+    "published/cvap_block_groups.csv",
+    "published/cvap_tracts.csv",
+    "published/blocks.geojson",
     "published/metadata.json",
     "report/report.html",
     "report/report.pdf",
@@ -132,10 +141,59 @@ def test_nothing_person_level_is_published(tiny_run):
     dobs = set(pd.to_datetime(frame["dob"].dropna()).dt.strftime("%Y-%m-%d")) - {reference_date}
     date_pattern = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
     for path in published.rglob("*"):
-        if path.suffix in {".json", ".csv", ".txt", ".md"}:
+        if path.suffix in {".json", ".geojson", ".csv", ".txt", ".md"}:
             text = path.read_text()
             assert not id_pattern.search(text), path
             assert not set(date_pattern.findall(text)) & dobs, path
+
+
+def test_census_convention_files_and_acs_baseline(tiny_run):
+    """The ACS-style files match the published tables; the ACS baseline matches its file."""
+    import json
+
+    import numpy as np
+
+    results = tiny_run / "results" / RUN
+    published = results / "published"
+    blocks = pd.read_csv(published / "blocks.csv", dtype={"block_id": str})
+    for name, length in (("blocks", 15), ("block_groups", 12), ("tracts", 11)):
+        table = pd.read_csv(published / f"cvap_{name}.csv", dtype={"geoid": str})
+        assert (table["geoid"].str.len() == length).all(), name
+        assert table["geoid"].str.fullmatch(r"\d+").all(), name
+        assert (table["cit_est"] + table["noncit_est"] == table["tot_est"]).all(), name
+        assert (table[["cit_moe", "cvap_moe", "noncit_moe"]] >= 0).all().all(), name
+        assert table["cit_est"].sum() == blocks["citizens_est"].sum(), name
+    census_blocks = pd.read_csv(published / "cvap_blocks.csv", dtype={"geoid": str})
+    assert list(census_blocks["geoid"]) == list(blocks["block_id"])
+    assert (census_blocks["cit_est"].to_numpy() == blocks["citizens_est"].to_numpy()).all()
+    moe = (blocks["citizens_hi90"] - blocks["citizens_lo90"] + 1) // 2
+    assert (census_blocks["cit_moe"].to_numpy() == moe.to_numpy()).all()
+    geojson = json.loads((published / "blocks.geojson").read_text())
+    assert geojson["type"] == "FeatureCollection"
+    assert [f["properties"]["geoid"] for f in geojson["features"]] == list(blocks["block_id"])
+    metadata = json.loads((published / "metadata.json").read_text())
+    assert "half the width" in metadata["census_convention"]["moe"]
+    # The baseline's block-group estimates, recomputed from the ACS file and its weights.
+    acs = pd.read_parquet(results / "world" / "sources" / "acs.parquet")
+    table = pd.read_parquet(results / "baselines" / "acs_direct" / "block_groups.parquet")
+    citizen = acs["citizenship_edited"].isin(["born_citizen", "naturalized"])
+    adult = acs["age"] >= 18
+    bg = acs["block_id"].str[:12]
+    for column, mask in (("cit_est", citizen), ("cvap_est", citizen & adult)):
+        direct = acs["weight"].where(mask, 0.0).groupby(bg).sum()
+        got = table.set_index("block_group_id")[column]
+        assert np.allclose(got.reindex(direct.index), direct), column
+    frame = pd.read_parquet(results / "world" / "frame.parquet", columns=["block_id"])
+    assert abs(acs["weight"].sum() - len(frame)) < 1e-6
+    comparison = json.loads((results / "evaluation" / "comparison.json").read_text())
+    methods = {row["method"] for row in comparison["summary"]}
+    assert methods == {"published", "exact", "record_rule", "census_style", "acs_direct"}
+    assert set(comparison["targets"]) == {
+        "block_mae_at_most_half_of_acs_direct",
+        "block_group_width_and_coverage",
+        "districts_1000_30000_mae_below_acs_direct",
+    }
+    assert 0 <= comparison["acs_direct_moe_coverage"]["citizens"]["coverage"] <= 1
 
 
 def test_truth_is_read_only_by_evaluation_and_reports():

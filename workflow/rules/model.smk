@@ -140,11 +140,33 @@ rule baseline_census_style:
         "../scripts/model_baseline.py"
 
 
+rule baseline_acs_direct:
+    input:
+        acs=f"{RESULTS}/world/sources/acs.parquet",
+        frame=f"{RESULTS}/world/frame.parquet",
+        geography=f"{RESULTS}/world/geography.parquet",
+    output:
+        block_draws=f"{RESULTS}/baselines/acs_direct/block_draws.parquet",
+        block_groups=f"{RESULTS}/baselines/acs_direct/block_groups.parquet",
+    log:
+        f"{LOGS}/model/baseline_acs_direct.log",
+    benchmark:
+        f"{BENCH}/model/baseline_acs_direct.tsv"
+    conda:
+        ENV
+    params:
+        settings=settings(),
+        baselines=config["model"]["baselines"],
+    script:
+        "../scripts/model_baseline_acs.py"
+
+
 rule evaluate_estimates:
     input:
         model=f"{MODEL}/block_draws.parquet",
         record_rule=f"{RESULTS}/baselines/record_rule/block_draws.parquet",
         census_style=f"{RESULTS}/baselines/census_style/block_draws.parquet",
+        acs_direct=f"{RESULTS}/baselines/acs_direct/block_draws.parquet",
         truth=f"{RESULTS}/truth/persons.parquet",
         frame=f"{RESULTS}/world/frame.parquet",
         evidence=f"{RESULTS}/linkage/evidence.parquet",

@@ -78,6 +78,9 @@ rule publish:
         diagnostics=published_fit("diagnostics.json"),
         public_counts=f"{RESULTS}/privacy/public_counts.parquet",
         ledger=f"{RESULTS}/privacy/ledger.json",
+        # Public: block squares (blocks.geojson) and county names (Census-convention files).
+        geography=f"{RESULTS}/world/geography.parquet",
+        county_table=CVAP_TABLE,
     output:
         blocks_csv=report(
             f"{RESULTS}/published/blocks.csv",
@@ -88,6 +91,10 @@ rule publish:
         draws=f"{RESULTS}/published/draws.parquet",
         tracts_csv=f"{RESULTS}/published/tracts.csv",
         counties_csv=f"{RESULTS}/published/counties.csv",
+        cvap_blocks=f"{RESULTS}/published/cvap_blocks.csv",
+        cvap_block_groups=f"{RESULTS}/published/cvap_block_groups.csv",
+        cvap_tracts=f"{RESULTS}/published/cvap_tracts.csv",
+        blocks_geojson=f"{RESULTS}/published/blocks.geojson",
         metadata=f"{RESULTS}/published/metadata.json",
     log:
         f"{LOGS}/privacy/publish.log",
@@ -146,11 +153,45 @@ rule evaluate_calibration:
         "../scripts/privacy_evaluate_calibration.py"
 
 
+rule evaluate_comparison:
+    input:
+        published=f"{RESULTS}/published/draws.parquet",
+        exact=f"{RESULTS}/model/block_draws.parquet",
+        record_rule=f"{RESULTS}/baselines/record_rule/block_draws.parquet",
+        census_style=f"{RESULTS}/baselines/census_style/block_draws.parquet",
+        acs_direct=f"{RESULTS}/baselines/acs_direct/block_draws.parquet",
+        acs_block_groups=f"{RESULTS}/baselines/acs_direct/block_groups.parquet",
+        truth=f"{RESULTS}/truth/persons.parquet",
+        frame=f"{RESULTS}/world/frame.parquet",
+        geography=f"{RESULTS}/world/geography.parquet",
+    output:
+        evaluation=f"{RESULTS}/evaluation/comparison.json",
+        table=f"{RESULTS}/evaluation/comparison.csv",
+        figure=report(
+            f"{RESULTS}/evaluation/gain_over_acs.png",
+            category="Evaluation",
+            labels={"figure": "gain over today's ACS disaggregation"},
+        ),
+    log:
+        f"{LOGS}/privacy/evaluate_comparison.log",
+    benchmark:
+        f"{BENCH}/privacy/evaluate_comparison.tsv"
+    conda:
+        ENV
+    params:
+        # The seed draws the randomized PIT (as evaluate_calibration does).
+        settings=settings(),
+        run=RUN,
+    script:
+        "../scripts/privacy_evaluate_comparison.py"
+
+
 FINAL_TARGETS.extend(
     [
         rules.privacy_measure.output.ledger,
         *rules.publish.output,
         rules.evaluate_published.output.evaluation,
         rules.evaluate_calibration.output.evaluation,
+        rules.evaluate_comparison.output.evaluation,
     ]
 )

@@ -40,6 +40,8 @@ REPORT_INPUTS = {
     "published_eval": f"{RESULTS}/evaluation/published.json",
     # Coverage of summed draws at every level from block to run total (both fits).
     "calibration_eval": f"{RESULTS}/evaluation/calibration.json",
+    # Every method against every baseline, today's ACS disaggregation included.
+    "comparison_eval": f"{RESULTS}/evaluation/comparison.json",
 }
 # The privacy fit (the model refitted to the noisy measurements, which publication reads) is
 # made only when there is noise; under privacy mode none publication uses model/.

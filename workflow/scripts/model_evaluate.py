@@ -10,6 +10,7 @@ evaluate_stage(
         "model": sm.input.model,
         "record_rule": sm.input.record_rule,
         "census_style": sm.input.census_style,
+        "acs_direct": sm.input.acs_direct,
     },
     sm.input.truth,
     sm.input.frame,

@@ -16,6 +16,8 @@ files = publish(
     read_json(snakemake.input.ledger),
     read_json(snakemake.input.diagnostics),
     snakemake.config,
+    pd.read_parquet(snakemake.input.geography),
+    pd.read_csv(snakemake.input.county_table, dtype={"fips": str}),
 )
 directory = Path(snakemake.output.blocks_csv).parent
 for name, path in snakemake.output.items():
