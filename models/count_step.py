@@ -257,8 +257,7 @@ def table_concentration(
         return float("inf")
 
     def implied(log_c: float) -> float:
-        c = 10.0**log_c
-        return float(((n + c) / (1.0 + c) * weight).sum() / total)
+        return float((_overdispersion(n, 10.0**log_c) * weight).sum() / total)
 
     # implied() falls from about max N (c -> 0) to 1 (c -> inf): bisection on log10 c.
     low, high = -6.0, 9.0
@@ -305,7 +304,7 @@ def exchange_given_totals(
     from scipy.special import gammaln
 
     counts = np.asarray(counts, dtype=np.int64).copy()
-    n_rows, n_cols = counts.shape
+    n_cols = counts.shape[1]
     q = np.clip(share, 1e-9, None)
     q = q / q.sum(axis=1, keepdims=True)
     finite = bool(np.isfinite(concentration))
@@ -314,11 +313,9 @@ def exchange_given_totals(
     y = np.where(has_y, measured, 0.0)
     precision = np.where(has_y, 1.0 / np.where(has_y, np.maximum(noise_var, 1e-12), 1.0), 0.0)
     pairs = [(i, j) for i in range(n_cols) for j in range(i + 1, n_cols)]
-    # Prior variance factor of a pair's split: (m + c) / (1 + c) times the binomial's.
-    conc_factor = concentration if finite else np.inf
     # Wide enough for 5 posterior sd of any pair's split (unmeasured rows: the prior's).
     population = counts.sum(axis=1).astype(float)
-    widest = np.sqrt(0.25 * population * _overdispersion(population, conc_factor)).max(initial=0)
+    widest = np.sqrt(0.25 * population * _overdispersion(population, concentration)).max(initial=0)
     width = (
         2 * max(half_window, int(np.ceil(5 * widest))) + 1
         if (~has_y).any()
@@ -339,7 +336,7 @@ def exchange_given_totals(
                 m,
                 qi,
                 qj,
-                conc_factor,
+                concentration,
                 y[act, i],
                 y[act, j],
                 precision[act, i],
