@@ -18,8 +18,10 @@ second. Both read only the noisy measurements (post-processing, no privacy cost)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -226,10 +228,14 @@ def calibrate_to_margins(
     return out
 
 
-# Gibbs sweeps of :func:`exchange_given_totals` per posterior draw. One removed the bias of the
-# rescaled independent draws on a small world (citizen pattern -211 -> +32 of 19,254 persons;
-# four: +44); two for margin. Each sweep is 15 pairwise draws over the block x age table.
+# Gibbs sweeps of :func:`exchange_given_totals` per posterior draw, each 15 pairwise draws over
+# the block x age table. The chain starts once, from independent per-cell draws, with
+# COUNT_BURN_IN extra sweeps, and goes on from one posterior draw to the next. On the default
+# world (rho 1) two sweeps from fresh starts left the citizen pattern's county totals +83
+# persons (3.3 sd) above the truth, eight +43: the summed totals move slowly towards the
+# measured ones.
 COUNT_SWEEPS = 2
+COUNT_BURN_IN = 10
 
 
 def table_concentration(
@@ -277,20 +283,27 @@ def exchange_given_totals(
     noise_var: np.ndarray,
     concentration: float,
     sweeps: int = 4,
-    half_window: int = 4,
+    unit: np.ndarray | None = None,
+    margin: np.ndarray | None = None,
+    margin_var: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Redraw each row's coarse counts from their posterior given that they sum to its population.
+    """Redraw each row's coarse counts from their posterior given that they sum to its population
+    and, when given, that each unit's column totals were measured.
 
     Prior: per row ``DirichletMultinomial(N, c q)`` (``q`` the row's coarse shares, ``c``
     :func:`table_concentration`; multinomial when ``c`` is inf); likelihood: each measured cell
-    ``Normal(y, sigma^2)`` (NaN: unmeasured). Gibbs sweeps over pairs of patterns: given the
-    rest of the row, the pair's total ``m`` is fixed and the first count is drawn exactly from
-    ``BetaBinomial(m, c q_i, c q_j)`` times the two cells' likelihoods, on a window of
-    ``2 half_window + 1`` integers around its current value. Row totals never change.
+    ``Normal(y, sigma^2)`` (NaN: unmeasured) and, per unit (county x age) and pattern, the
+    measured total ``Normal(margin, margin_var)`` of its rows' counts. Systematic-scan Gibbs over
+    pairs of patterns and rows in turn: given everything else, a row's pair total ``m`` is fixed
+    and its first count is drawn exactly from ``BetaBinomial(m, c q_i, c q_j)`` times the two
+    cells' and the two unit totals' likelihoods (every split when ``m <= 64``, else a window of
+    at least 8 sd around the approximate posterior mean). Row totals never change.
 
-    Independent per-cell draws rescaled to the row's population (the earlier step) biased the
-    commonest pattern: on a small world the citizen pattern lost 290 persons (1.5%) to rare
-    patterns, and rows whose draws were all zero were split uniformly.
+    Why the unit totals: each block's measurements are noisy (sd 1-3 persons per cell), and
+    their noise summed over a county's blocks is hundreds of persons, while the county table
+    measures the same totals to within tens. Rows drawn independently inherited the summed
+    noise: on the default world at rho 1 the citizen pattern's county totals came out +274 to
+    +634 persons above the truth with a posterior sd of about 90 (z 3-6.5).
 
     Parameters
     ----------
@@ -300,72 +313,161 @@ def exchange_given_totals(
         (rows x patterns) prior shares, rows summing to 1.
     measured, noise_var
         (rows x patterns) noisy measurements (NaN: none) and their noise variances.
+    unit, margin, margin_var
+        Per row its unit (-1: none), and (units x patterns) the measured unit totals and their
+        noise variances (0 or inf: unmeasured). All three or none.
     """
-    from scipy.special import gammaln
-
-    counts = np.asarray(counts, dtype=np.int64).copy()
-    n_cols = counts.shape[1]
-    q = np.clip(share, 1e-9, None)
+    counts = np.ascontiguousarray(counts, dtype=np.int64).copy()
+    n_rows, n_cols = counts.shape
+    q = np.clip(np.asarray(share, dtype=float), 1e-9, None)
     q = q / q.sum(axis=1, keepdims=True)
     finite = bool(np.isfinite(concentration))
-    alpha = q * (concentration if finite else 1.0)
+    alpha = np.ascontiguousarray(q * (concentration if finite else 1.0))
     has_y = ~np.isnan(measured)
-    y = np.where(has_y, measured, 0.0)
-    precision = np.where(has_y, 1.0 / np.where(has_y, np.maximum(noise_var, 1e-12), 1.0), 0.0)
-    pairs = [(i, j) for i in range(n_cols) for j in range(i + 1, n_cols)]
-    # Wide enough for 5 posterior sd of any pair's split (unmeasured rows: the prior's).
-    population = counts.sum(axis=1).astype(float)
-    widest = np.sqrt(0.25 * population * _overdispersion(population, concentration)).max(initial=0)
-    width = (
-        2 * max(half_window, int(np.ceil(5 * widest))) + 1
-        if (~has_y).any()
-        else 2 * half_window + 1
+    y = np.ascontiguousarray(np.where(has_y, measured, 0.0))
+    precision = np.ascontiguousarray(
+        np.where(has_y, 1.0 / np.where(has_y, np.maximum(noise_var, 1e-12), 1.0), 0.0)
     )
-    offsets = np.arange(width)
-    for _ in range(sweeps):
-        for p in rng.permutation(len(pairs)):
-            i, j = pairs[p]
-            m_all = counts[:, i] + counts[:, j]
-            # Only rows where the pair holds someone can change.
-            act = np.flatnonzero(m_all > 0)
-            if not len(act):
-                continue
-            m = m_all[act]
-            qi, qj = q[act, i], q[act, j]
-            centre = _pair_centre(
-                m,
-                qi,
-                qj,
-                concentration,
-                y[act, i],
-                y[act, j],
-                precision[act, i],
-                precision[act, j],
-            )
-            low = np.clip(
-                np.rint(centre).astype(np.int64) - width // 2,
-                0,
-                np.maximum(m - width + 1, 0),
-            )
-            cand_i = low[:, None] + offsets[None, :]
-            valid = cand_i <= m[:, None]
-            cand_i = np.minimum(cand_i, m[:, None]).astype(float)
-            cand_j = m[:, None] - cand_i
-            logp = -gammaln(cand_i + 1.0) - gammaln(cand_j + 1.0)
-            if finite:
-                a_i, a_j = alpha[act, i][:, None], alpha[act, j][:, None]
-                logp += gammaln(cand_i + a_i) + gammaln(cand_j + a_j)
-            else:
-                p_i = (qi / (qi + qj))[:, None]
-                logp += cand_i * np.log(p_i) + cand_j * np.log1p(-p_i)
-            logp -= 0.5 * (y[act, i][:, None] - cand_i) ** 2 * precision[act, i][:, None]
-            logp -= 0.5 * (y[act, j][:, None] - cand_j) ** 2 * precision[act, j][:, None]
-            logp = np.where(valid, logp, -np.inf)
-            pick = np.argmax(logp + rng.gumbel(size=logp.shape), axis=1)
-            new_i = cand_i[np.arange(len(act)), pick].astype(np.int64)
-            counts[act, i] = new_i
-            counts[act, j] = m - new_i
+    if unit is None:
+        row_unit = np.full(n_rows, -1, dtype=np.int64)
+        unit_margin = np.zeros((1, n_cols))
+        unit_precision = np.zeros((1, n_cols))
+    else:
+        row_unit = np.ascontiguousarray(unit, dtype=np.int64)
+        unit_margin = np.ascontiguousarray(margin, dtype=float)
+        usable = np.isfinite(margin_var) & (margin_var > 0)
+        unit_precision = np.where(usable, 1.0 / np.where(usable, margin_var, 1.0), 0.0)
+    unit_total = np.zeros(unit_margin.shape)
+    covered = row_unit >= 0
+    np.add.at(unit_total, row_unit[covered], counts[covered])
+    pairs = np.array([(i, j) for i in range(n_cols) for j in range(i + 1, n_cols)], np.int64)
+    order = np.stack([rng.permutation(len(pairs)) for _ in range(sweeps)]).astype(np.int64)
+    uniforms = rng.random((sweeps, len(pairs), n_rows))
+    _gibbs_pairs(
+        counts,
+        alpha,
+        np.log(q),
+        finite,
+        float(concentration) if finite else 0.0,
+        y,
+        precision,
+        row_unit,
+        unit_total,
+        unit_margin,
+        np.ascontiguousarray(unit_precision),
+        pairs,
+        order,
+        uniforms,
+    )
     return counts
+
+
+@numba.njit(cache=True)
+def _gibbs_pairs(
+    counts,
+    alpha,
+    log_q,
+    finite,
+    concentration,
+    y,
+    precision,
+    row_unit,
+    unit_total,
+    unit_margin,
+    unit_precision,
+    pairs,
+    order,
+    uniforms,
+):  # pragma: no cover - compiled; exercised through exchange_given_totals
+    """Sequential pair-exchange Gibbs sweeps in place (see :func:`exchange_given_totals`)."""
+    n_rows = counts.shape[0]
+    logp = np.empty(4096)
+    for s in range(order.shape[0]):
+        for k in range(order.shape[1]):
+            p = order[s, k]
+            i = pairs[p, 0]
+            j = pairs[p, 1]
+            for r in range(n_rows):
+                m = counts[r, i] + counts[r, j]
+                if m == 0:
+                    continue
+                u = row_unit[r]
+                rest_i = 0.0
+                rest_j = 0.0
+                up_i = 0.0
+                up_j = 0.0
+                if u >= 0:
+                    up_i = unit_precision[u, i]
+                    up_j = unit_precision[u, j]
+                    rest_i = unit_total[u, i] - counts[r, i] - unit_margin[u, i]
+                    rest_j = unit_total[u, j] - counts[r, j] - unit_margin[u, j]
+                if m <= 64:
+                    low = 0
+                    high = m
+                else:
+                    # Window: the Gaussian approximation's mean +- 8 sd (at least +- 8).
+                    mf = float(m)
+                    share_i = alpha[r, i] / (alpha[r, i] + alpha[r, j])
+                    factor = (mf + concentration) / (1.0 + concentration) if finite else 1.0
+                    prior_var = max(mf * share_i * (1.0 - share_i) * factor, 0.25)
+                    prec = 1.0 / prior_var + precision[r, i] + precision[r, j] + up_i + up_j
+                    centre = (
+                        mf * share_i / prior_var
+                        + y[r, i] * precision[r, i]
+                        + (mf - y[r, j]) * precision[r, j]
+                        - rest_i * up_i
+                        + (mf + rest_j) * up_j
+                    ) / prec
+                    half = max(8, int(np.ceil(8.0 / np.sqrt(prec))))
+                    half = min(half, 2000)
+                    c = int(np.rint(min(max(centre, 0.0), mf)))
+                    low = max(0, c - half)
+                    high = min(m, c + half)
+                # Log prior at ``low`` from lgamma, then by its ratio between neighbours
+                # (four logs a step instead of four lgammas).
+                a = float(low)
+                b = float(m - low)
+                prior = -math.lgamma(a + 1.0) - math.lgamma(b + 1.0)
+                if finite:
+                    prior += math.lgamma(a + alpha[r, i]) + math.lgamma(b + alpha[r, j])
+                else:
+                    prior += a * log_q[r, i] + b * log_q[r, j]
+                best = -np.inf
+                for n in range(low, high + 1):
+                    a = float(n)
+                    b = float(m - n)
+                    lp = prior
+                    lp -= 0.5 * (y[r, i] - a) ** 2 * precision[r, i]
+                    lp -= 0.5 * (y[r, j] - b) ** 2 * precision[r, j]
+                    if u >= 0:
+                        lp -= 0.5 * (rest_i + a) ** 2 * up_i
+                        lp -= 0.5 * (rest_j + b) ** 2 * up_j
+                    logp[n - low] = lp
+                    if lp > best:
+                        best = lp
+                    if n < high:
+                        prior += math.log(b) - math.log(a + 1.0)
+                        if finite:
+                            prior += math.log(a + alpha[r, i]) - math.log(b - 1.0 + alpha[r, j])
+                        else:
+                            prior += log_q[r, i] - log_q[r, j]
+                total = 0.0
+                for n in range(high - low + 1):
+                    logp[n] = np.exp(logp[n] - best)
+                    total += logp[n]
+                target = uniforms[s, k, r] * total
+                pick = high
+                acc = 0.0
+                for n in range(high - low + 1):
+                    acc += logp[n]
+                    if acc >= target:
+                        pick = low + n
+                        break
+                if u >= 0:
+                    unit_total[u, i] += pick - counts[r, i]
+                    unit_total[u, j] += (m - pick) - counts[r, j]
+                counts[r, i] = pick
+                counts[r, j] = m - pick
 
 
 def _overdispersion(m: np.ndarray, concentration: float) -> np.ndarray:
@@ -373,15 +475,3 @@ def _overdispersion(m: np.ndarray, concentration: float) -> np.ndarray:
     if not np.isfinite(concentration):
         return np.ones_like(m, dtype=float)
     return (m + concentration) / (1.0 + concentration)
-
-
-def _pair_centre(m, q_i, q_j, concentration, y_i, y_j, prec_i, prec_j) -> np.ndarray:
-    """Approximate posterior mean of the first count of a pair with total ``m``: the prior
-    split's mean and variance combined with both cells' measurements (Gaussian approximation;
-    it only places the window)."""
-    m = m.astype(float)
-    p = q_i / (q_i + q_j)
-    prior_var = np.maximum(m * p * (1 - p) * _overdispersion(m, concentration), 0.25)
-    precision = 1.0 / prior_var + prec_i + prec_j
-    centre = (m * p / prior_var + y_i * prec_i + (m - y_j) * prec_j) / precision
-    return np.clip(centre, 0.0, m)

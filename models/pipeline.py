@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from models.count_step import (
+    COUNT_BURN_IN,
     COUNT_SWEEPS,
     calibrate_to_margins,
     coarse_margins,
@@ -643,6 +644,7 @@ def predict_blocks(
     )
     taus = []
     frames = []
+    count_state = None
     for out_d, d in enumerate(chosen):
         pi = class_probs_np(problem, draws, d)
         if disc is not None:
@@ -684,15 +686,23 @@ def predict_blocks(
             y[g_rows, coarse_block.row_pattern] = coarse_block.value
             s2[g_rows, coarse_block.row_pattern] = np.maximum(coarse_block.sigma, 1e-9) ** 2
             dispersion = 1.0 if coarse_block.dispersion is None else coarse_block.dispersion
+            group_unit = margin = margin_var = None
             if margins is not None:
                 group_unit, margin, margin_var = margins
                 q = calibrate_to_margins(q, pop, group_unit, margin, margin_var, dispersion)
-            true_counts = sample_true_counts(rng, pop, q, y, s2, dispersion=dispersion)
-            # A row whose independent draws are all zero starts from its prior shares (rescaling
-            # zeros would split it evenly over the patterns).
-            empty = true_counts.sum(axis=1) <= 0
-            true_counts[empty] = q[empty] * pop[empty, None]
-            counts = _rescale_rows(true_counts, pop)
+            if count_state is None or not count_sweeps:
+                true_counts = sample_true_counts(rng, pop, q, y, s2, dispersion=dispersion)
+                # A row whose independent draws are all zero starts from its prior shares
+                # (rescaling zeros would split it evenly over the patterns).
+                empty = true_counts.sum(axis=1) <= 0
+                true_counts[empty] = q[empty] * pop[empty, None]
+                counts = _rescale_rows(true_counts, pop)
+                sweeps = COUNT_BURN_IN + count_sweeps
+            else:
+                # The chain goes on from the previous draw's counts: their county totals are
+                # already on the measured ones, which fresh starts need many sweeps to reach.
+                counts = count_state
+                sweeps = count_sweeps
             if count_sweeps:
                 counts = exchange_given_totals(
                     rng,
@@ -701,8 +711,12 @@ def predict_blocks(
                     y,
                     s2,
                     table_concentration(pop, q, dispersion),
-                    sweeps=count_sweeps,
+                    sweeps=sweeps,
+                    unit=group_unit,
+                    margin=margin,
+                    margin_var=margin_var,
                 )
+                count_state = counts
             # Class membership given the coarse pattern: pi_k P(c | k), normalised.
             r = pi[:, None, :] * q_gck
             r /= np.maximum(r.sum(axis=2, keepdims=True), 1e-300)

@@ -46,8 +46,10 @@ def test_exchange_without_measurements_draws_the_prior():
     out = exchange_given_totals(rng, start, share, nan, np.ones(start.shape), 5.0, sweeps=8)
     np.testing.assert_array_equal(out.sum(axis=1), population)
     expected = population.sum() * share_row
-    # Dirichlet-multinomial totals: SE well under 2% of each column here.
-    np.testing.assert_allclose(out.sum(axis=0), expected, rtol=0.05)
+    # Each column total is a sum of independent Dirichlet-multinomial counts: within 4 sd.
+    n = population[:, None].astype(float)
+    sd = np.sqrt((n * share_row * (1 - share_row) * (n + 5.0) / 6.0).sum(axis=0))
+    assert (np.abs(out.sum(axis=0) - expected) < 4 * sd).all(), (out.sum(axis=0), expected, sd)
 
 
 def test_noisy_rows_summed_are_unbiased_where_rescaling_was_not():
@@ -71,3 +73,40 @@ def test_noisy_rows_summed_are_unbiased_where_rescaling_was_not():
     spread = np.std(draws, axis=0)
     # The posterior of each column total is centred on the truth: within 4 posterior sd.
     assert (np.abs(mean - truth.sum(axis=0)) < 4 * spread + 1).all(), (mean, truth.sum(axis=0))
+
+
+def test_measured_unit_totals_pull_the_summed_rows_to_them():
+    """Rows measured with noise whose summed noise is large: a precise unit total keeps the
+    drawn sums on it, where rows drawn alone carry their summed noise."""
+    rng = np.random.default_rng(4)
+    rows, share_row = 2000, np.array([0.8, 0.12, 0.08])
+    population = rng.integers(2, 20, rows)
+    share = np.tile(share_row, (rows, 1))
+    truth = np.stack([rng.multinomial(n, share_row) for n in population])
+    sigma = 2.5
+    # A common offset in every cell's noise: the summed noise is far outside its sd.
+    measured = truth + rng.normal(0.6, sigma, truth.shape)
+    unit = np.arange(rows) % 2
+    margin = np.stack([truth[unit == u].sum(axis=0) for u in (0, 1)]).astype(float)
+    margin_var = np.full(margin.shape, 25.0)
+    start = _rescaled_start(rng, population, share)
+    noise = np.full(truth.shape, sigma**2)
+    alone = exchange_given_totals(rng, start, share, measured, noise, np.inf, sweeps=3)
+    tied = exchange_given_totals(
+        rng,
+        start,
+        share,
+        measured,
+        noise,
+        np.inf,
+        sweeps=3,
+        unit=unit,
+        margin=margin,
+        margin_var=margin_var,
+    )
+    np.testing.assert_array_equal(tied.sum(axis=1), population)
+    tied_sums = np.stack([tied[unit == u].sum(axis=0) for u in (0, 1)])
+    alone_sums = np.stack([alone[unit == u].sum(axis=0) for u in (0, 1)])
+    # Tied: within 4 margin sd of each unit total; alone: the shared offset shows.
+    assert (np.abs(tied_sums - margin) < 20).all(), (tied_sums, margin)
+    assert np.abs(alone_sums - margin).max() > 40, (alone_sums, margin)
