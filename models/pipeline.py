@@ -42,8 +42,10 @@ import numpy as np
 import pandas as pd
 
 from models.count_step import (
+    BLOCK_POOLING,
     COUNT_BURN_IN,
     COUNT_SWEEPS,
+    block_level_concentration,
     calibrate_to_margins,
     coarse_margins,
     coarse_split_shift,
@@ -613,10 +615,11 @@ def predict_blocks(
     coarse block table, the unknown true coarse counts are drawn first: per block x age x coarse
     pattern, on the integers from the model's ``Binomial(N, q)`` prior times the measurement's
     ``Normal(value, sigma^2)`` (:func:`sample_true_counts`), rescaled to the public population
-    by largest remainders, then ``count_sweeps`` Gibbs sweeps that redraw each row given its
-    population (:func:`models.count_step.exchange_given_totals`: the rescale alone moved 1.5% of
-    the citizen pattern to rare patterns); then a Dirichlet-multinomial by class membership given the coarse
-    pattern (variance factor: the table's dispersion). Without any block table, a multinomial
+    by largest remainders, then Gibbs sweeps that redraw each row given its population, the
+    county table's measured coarse totals and the other rows of its block
+    (:func:`models.count_step.exchange_given_totals`; the chain starts once and goes on from
+    draw to draw, ``count_sweeps`` sweeps each); then a Dirichlet-multinomial by class
+    membership given the coarse pattern (variance factor: the table's dispersion). Without any block table, a multinomial
     of the public population by ``pi``.
     """
     from models.latent_class import parameter_names
@@ -697,24 +700,31 @@ def predict_blocks(
                 empty = true_counts.sum(axis=1) <= 0
                 true_counts[empty] = q[empty] * pop[empty, None]
                 counts = _rescale_rows(true_counts, pop)
-                sweeps = COUNT_BURN_IN + count_sweeps
+                rounds = COUNT_BURN_IN + count_sweeps
             else:
                 # The chain goes on from the previous draw's counts: their county totals are
                 # already on the measured ones, which fresh starts need many sweeps to reach.
                 counts = count_state
-                sweeps = count_sweeps
+                rounds = count_sweeps
             if count_sweeps:
+                pooled = BLOCK_POOLING and coarse_block is not None
+                conc = (
+                    block_level_concentration(y, s2, pop, q, group_block, len(blocks))
+                    if pooled
+                    else table_concentration(pop, q, dispersion)
+                )
                 counts = exchange_given_totals(
                     rng,
                     counts,
                     q,
                     y,
                     s2,
-                    table_concentration(pop, q, dispersion),
-                    sweeps=sweeps,
+                    conc,
+                    sweeps=rounds,
                     unit=group_unit,
                     margin=margin,
                     margin_var=margin_var,
+                    block=group_block if pooled else None,
                 )
                 count_state = counts
             # Class membership given the coarse pattern: pi_k P(c | k), normalised.
