@@ -4,5 +4,19 @@
 #   ./run.sh --configfile config/scenarios/tiny.yaml
 set -euo pipefail
 cd "$(dirname "$0")"
+# Config files named on the command line must exist: Snakemake itself would print a traceback.
+expect_config=0
+for arg in "$@"; do
+  case "$arg" in
+    --configfile|--configfiles) expect_config=1; continue ;;
+    --configfile=*|--configfiles=*) file="${arg#*=}" ;;
+    -*) expect_config=0; continue ;;
+    *) [ "$expect_config" = 1 ] || continue; file="$arg" ;;
+  esac
+  if [ ! -f "$file" ]; then
+    echo "config error: $file: field '(file)': config file not found. Fix: give the path of a YAML config file, e.g. config/scenarios/tiny.yaml" >&2
+    exit 1
+  fi
+done
 tools/ensure_env.sh
 exec .venv/bin/snakemake --cores "${CORES:-2}" "$@"
