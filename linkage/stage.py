@@ -25,6 +25,7 @@ from linkage.policy import apply_policy, resolve_policy
 from linkage.standardize import standardize_identity
 from pipeline_common.errors import InputError, require_columns
 from pipeline_common.rng import stage_rng
+from pipeline_common.world_schema import read_world_file
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,14 @@ def standardized_frame(
         config.get("reference_date", "2020-04-01"),
         bool(cfg.get("accept_synthetic_ssn_9xx", True)),
     )
+    invalid = int(std["dob_invalid"].sum())
+    if invalid:
+        log.warning(
+            "%s: %d of %d persons hold impossible dates of birth, nulled before linkage",
+            file,
+            invalid,
+            len(std),
+        )
     return attach_pik(std, pik)
 
 
@@ -152,7 +161,24 @@ def link_source(
     else:
         frame_std = attach_pik(frame_std, use_pik)
     report: dict = {"source": source, **counts}
+    # Values linkage cannot use are nulled, never silently: counted here and in the log.
     report["dob_invalid"] = int(source_std["dob_invalid"].sum())
+    report["ssn_invalid"] = (
+        int((shared["ssn"].notna().to_numpy() & source_std["ssn"].isna().to_numpy()).sum())
+        if "ssn" in shared.columns
+        else 0
+    )
+    for what, column in (("dates of birth", "dob_invalid"), ("SSNs", "ssn_invalid")):
+        if report[column]:
+            log.warning(
+                "%s: %d of %d records hold impossible %s, nulled before linkage (%s in %s)",
+                source,
+                report[column],
+                len(shared),
+                what,
+                column,
+                "linkage/by_source/" + source + ".json",
+            )
     if len(source_std) == 0:
         pairs = pd.DataFrame(columns=["left_id", "right_id", "match_weight", "match_probability"])
         info: dict = {"note": "no records shared"}
@@ -271,7 +297,8 @@ def run_stage(config: dict, results: Path, sources: list[str]) -> dict:
     from pipeline_common.io import write_json, write_parquet
 
     timings = {}
-    frame = pd.read_parquet(results / "world" / "frame.parquet")
+    reference = config.get("reference_date")
+    frame = read_world_file(results / "world" / "frame.parquet", "frame", reference)
     frame_std = standardized_frame(frame, config)
     by_source, reports = [], []
     pik = None
@@ -280,7 +307,7 @@ def run_stage(config: dict, results: Path, sources: list[str]) -> dict:
         path = results / "world" / "sources" / f"{source}.parquet"
         if not path.exists():
             continue
-        records = pd.read_parquet(path)
+        records = read_world_file(path, source, reference)
         links, report = link_source(frame, records, source, config, pik, str(path), frame_std)
         if source == PIK_SOURCE:
             pik = pik_from_links(links, records, config)
