@@ -17,9 +17,12 @@ configfile: "config/config.yaml"
 # cross-field rules (pipeline_common.config_checks). A bad config stops here, before any job,
 # with the config file, the dotted key and the fix (no traceback, no schema dump).
 try:
-    validate_config(
-        config, files=["config/config.yaml", *[str(f) for f in workflow.configfiles]]
-    )
+    # Merge order: the default config, then the --configfile files (the last setter wins).
+    CONFIG_FILES = [
+        "config/config.yaml",
+        *map(str, workflow.overwrite_configfiles or []),
+    ]
+    validate_config(config, files=CONFIG_FILES)
 except InputError as error:
     sys.exit(f"config error: {error}")
 

@@ -72,14 +72,19 @@ def validate_config(
         if cause is None:
             raise
         _, schema_file, prefix = checks[-1]
-        key = (prefix + ".".join(str(p) for p in cause.absolute_path)).rstrip(".")
-        key = key or "(top level)"
-        raise InputError(
-            origin(key),
-            key,
-            short_message(cause),
-            f"set '{key}' to a value allowed by {schema_file.relative_to(REPO_ROOT)}",
-        ) from None
+        path = [str(p) for p in cause.absolute_path]
+        extra = unexpected_keys(cause)
+        fix = f"set '%s' to a value allowed by {schema_file.relative_to(REPO_ROOT)}"
+        if extra:
+            # Name the unexpected key itself, so the file that set it can be found.
+            path.append(extra[0])
+            fix = (
+                "remove or correct '%s' (the keys allowed are listed in "
+                + str(schema_file.relative_to(REPO_ROOT))
+                + ")"
+            )
+        key = (prefix + ".".join(path)).rstrip(".") or "(top level)"
+        raise InputError(origin(key), key, short_message(cause), fix % key) from None
     check_config_meaning(config, origin)
     return config
 
@@ -87,7 +92,7 @@ def validate_config(
 def short_message(error: jsonschema.ValidationError, limit: int = 200) -> str:
     """The validator's message without the instance dump that long values produce."""
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        extra = unexpected_keys(error)
         if extra:
             from pipeline_common.config_checks import suggestion
 
@@ -96,6 +101,21 @@ def short_message(error: jsonschema.ValidationError, limit: int = 200) -> str:
             return f"unknown key(s) {extra}{hints}"
     message = error.message
     return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
+    """Keys an ``additionalProperties: false`` error refused (empty for other errors)."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return []
+    allowed = set(error.schema.get("properties", {}))
+    patterns = list(error.schema.get("patternProperties", {}))
+    import re
+
+    return sorted(
+        str(k)
+        for k in error.instance
+        if k not in allowed and not any(re.search(p, str(k)) for p in patterns)
+    )
 
 
 def validation_error_of(exc: BaseException) -> jsonschema.ValidationError | None:
