@@ -18,6 +18,7 @@ cells, patterns = tabulate(
     sm.config["model"],
     sm.config["age_groups"],
     sm.config["reference_date"],
+    sm.config["linkage"],
 )
 write_parquet(cells, sm.output.cells)
 write_parquet(patterns, sm.output.patterns)
