@@ -427,4 +427,6 @@ def _main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual e
 
 
 if __name__ == "__main__":  # pragma: no cover
-    _main()
+    from pipeline_common.errors import run_main
+
+    run_main(_main, "models.stage")

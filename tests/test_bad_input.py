@@ -793,3 +793,32 @@ def test_general_linker_warns_about_unused_mapped_field(monkeypatch):
             link.link_any(_people(), _people(), FIELDS, FIELDS, settings)
     messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert any("['ssn']" in m and "no comparison or blocking rule" in m for m in messages)
+
+
+# ------------------------------------------------------------------------------------------
+# Command-line entry points: a user's mistake is one line and exit status 2.
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "named"),
+    [
+        ("linkage.stage", ["no_such_scenario.yaml"], "no_such_scenario.yaml"),
+        ("privacy.aggregate", ["--draws", "d.parquet", "--districts", "p.csv"], "p.csv"),
+    ],
+)
+def test_entry_points_give_one_line_errors(tmp_path, module, args, named):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    assert done.returncode == 2
+    assert named in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
