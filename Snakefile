@@ -22,7 +22,7 @@ try:
         "config/config.yaml",
         *map(str, workflow.overwrite_configfiles or []),
     ]
-    validate_config(config, files=CONFIG_FILES)
+    validate_config(config, files=CONFIG_FILES, check_paths=True)
 except InputError as error:
     sys.exit(f"config error: {error}")
 

@@ -35,7 +35,10 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def validate_config(
-    config: dict, source: str = "config", files: list[str | Path] | None = None
+    config: dict,
+    source: str = "config",
+    files: list[str | Path] | None = None,
+    check_paths: bool = False,
 ) -> dict:
     """Validate ``config`` against the schema in place, filling defaults; then check its meaning.
 
@@ -47,6 +50,8 @@ def validate_config(
         What to name as the config file when ``files`` is not given.
     files
         The config files merged into ``config``, in order: errors name the one that set the key.
+    check_paths
+        Also check paths relative to the working directory (the Snakefile, run in the repo).
 
     Raises
     ------
@@ -85,7 +90,7 @@ def validate_config(
             )
         key = (prefix + ".".join(path)).rstrip(".") or "(top level)"
         raise InputError(origin(key), key, short_message(cause), fix % key) from None
-    check_config_meaning(config, origin)
+    check_config_meaning(config, origin, check_paths)
     return config
 
 

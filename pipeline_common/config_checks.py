@@ -335,8 +335,10 @@ CHECKS: tuple[Callable[[dict, list[tuple[str, str, str]]], Any], ...] = (
     _check_privacy,
     _check_withholding,
     _check_maps,
-    _check_data_dir,
 )
+# Checks of paths relative to the working directory: only where that is the repository (the
+# Snakefile), not for load_config() called from anywhere.
+PATH_CHECKS = (_check_data_dir,)
 
 
 class ConfigErrors(InputError):
@@ -353,7 +355,9 @@ class ConfigErrors(InputError):
 
 
 def check_config_meaning(
-    config: dict, origin: ConfigOrigin | Callable[[str], str] | None = None
+    config: dict,
+    origin: ConfigOrigin | Callable[[str], str] | None = None,
+    check_paths: bool = False,
 ) -> None:
     """Check the cross-field rules of a schema-valid ``config``.
 
@@ -363,6 +367,8 @@ def check_config_meaning(
         The merged config, defaults filled in.
     origin
         Maps a dotted key to the config file that set it (:class:`ConfigOrigin`).
+    check_paths
+        Also check paths relative to the working directory (``data_dir``).
 
     Raises
     ------
@@ -370,7 +376,7 @@ def check_config_meaning(
         One problem (or :class:`ConfigErrors` for several): file, dotted key, problem, fix.
     """
     problems: list[tuple[str, str, str]] = []
-    for check in CHECKS:
+    for check in (*CHECKS, *(PATH_CHECKS if check_paths else ())):
         check(config, problems)
     if not problems:
         return

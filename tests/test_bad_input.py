@@ -114,7 +114,6 @@ CONFIG_CASES = [
     ),
     ("unknown_stage_key", {"synthetic": {"statuss": {"lpr": 0.1}}}, "synthetic.statuss"),
     ("unknown_root_key", {"seeed": 3}, "seeed"),
-    ("data_dir", {"data_dir": "no/such/folder"}, "data_dir"),
 ]
 
 
@@ -135,6 +134,17 @@ def test_bad_config_names_file_and_key(tmp_path, monkeypatch, override, key):
     assert len(message.splitlines()) <= 3, "no schema dump"
     assert snapshot(tmp_path) == before
     assert not (tmp_path / "results").exists()
+
+
+def test_data_dir_checked_where_paths_mean_something(tmp_path):
+    from pipeline_common.config import validate_config
+
+    scenario = tmp_path / "data.yaml"
+    scenario.write_text("data_dir: no/such/folder\n")
+    config = {"data_dir": "no/such/folder"}
+    with pytest.raises(InputError) as caught:
+        validate_config(config, files=[scenario], check_paths=True)
+    assert "data.yaml" in str(caught.value) and "'data_dir'" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -615,6 +625,24 @@ def test_cvap_aggregate_unwritable_output_folder(tmp_path, draws_file, capsys):
         assert "not writable" in capsys.readouterr().err
     finally:
         locked.chmod(stat.S_IRWXU)
+
+
+def test_cvap_aggregate_write_failure_is_one_line(tmp_path, draws_file, capsys, monkeypatch):
+    """A disk that refuses the write at the last moment (full, read-only): a clear error."""
+    import pipeline_common.io
+
+    def refuse(text, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pipeline_common.io, "write_text", refuse)
+    plan = tmp_path / "plan.csv"
+    plan.write_text(FULL_PLAN)
+    output = tmp_path / "d.csv"
+    args = ["--draws", str(draws_file), "--districts", str(plan), "--output", str(output)]
+    assert aggregate_main(args) == 2
+    captured = capsys.readouterr()
+    assert "--output" in captured.err and "Permission denied" in captured.err
+    assert captured.out == "" and not output.exists()
 
 
 def test_cvap_aggregate_partial_plan_allowed_with_a_count(tmp_path, draws_file, capsys):
