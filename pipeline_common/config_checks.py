@@ -314,6 +314,25 @@ def _check_maps(config: dict, problems: list[tuple[str, str, str]]) -> None:
                 )
 
 
+def _check_birth_countries(config: dict, problems: list[tuple[str, str, str]]) -> None:
+    tilt = _get(config, "synthetic.birth_country_tilt")
+    if not isinstance(tilt, dict) or not tilt:
+        return
+    from synthetic.identities import COUNTRIES
+
+    known = [c[0] for c in COUNTRIES]
+    for state, countries in tilt.items():
+        for country in countries if isinstance(countries, dict) else {}:
+            if country not in known:
+                problems.append(
+                    (
+                        f"synthetic.birth_country_tilt.{state}.{country}",
+                        f"unknown birth country{suggestion(str(country), known)}",
+                        f"use countries of synthetic/identities.py COUNTRIES: {', '.join(known)}",
+                    )
+                )
+
+
 def _check_data_dir(config: dict, problems: list[tuple[str, str, str]]) -> None:
     data_dir = config.get("data_dir")
     if isinstance(data_dir, str) and not (Path(data_dir) / "census_cvap").is_dir():
@@ -335,6 +354,7 @@ CHECKS: tuple[Callable[[dict, list[tuple[str, str, str]]], Any], ...] = (
     _check_privacy,
     _check_withholding,
     _check_maps,
+    _check_birth_countries,
 )
 # Checks of paths relative to the working directory: only where that is the repository (the
 # Snakefile), not for load_config() called from anywhere.

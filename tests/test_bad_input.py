@@ -101,6 +101,11 @@ CONFIG_CASES = [
         {"model": {"stale_split": {"ssa_numidnet": ["noncitizen"]}}},
         "stale_split.ssa_numidnet",
     ),
+    (
+        "birth_country_typo",
+        {"synthetic": {"birth_country_tilt": {"12": {"Cubaa": 3.0}}}},
+        "synthetic.birth_country_tilt.12.Cubaa",
+    ),
     ("run_dotdot", {"run": ".."}, "run"),
     ("run_dot", {"run": "."}, "run"),
     ("run_hidden", {"run": ".hidden"}, "run"),
