@@ -87,7 +87,7 @@ WORLD_SCHEMAS: dict[str, tuple[Field, ...]] = {
         *_identity("person_id"),
         Field("household_id", "text", required=False),
         Field("block_id", "text"),
-        Field("age", "integer"),
+        Field("age", "number"),  # whole years; a float column with gaps is fine
     ),
     "geography": (
         Field("block_id", "text", unique=True),

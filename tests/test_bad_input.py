@@ -373,6 +373,13 @@ WORLD_CASES = [
         "leading zeros",
     ),
     (
+        "age_as_text",
+        "frame",
+        lambda p: _write(_frame().assign(age=["40", "forty", "18"]), p),
+        "age",
+        "expected number",
+    ),
+    (
         "person_id_shared",
         "frame",
         lambda p: _write(_frame().assign(person_id=["p1", "p1", "p1"]), p),
