@@ -106,6 +106,47 @@ def attach_pik(frame_std: pd.DataFrame, pik: pd.DataFrame | None) -> pd.DataFram
     return out.merge(keyed, on="unique_id", how="left")
 
 
+def count_invalid_values(shared: pd.DataFrame, std: pd.DataFrame, source: str) -> dict[str, int]:
+    """Given values that standardization nulled as impossible, counted and logged.
+
+    Parameters
+    ----------
+    shared
+        The records as linkage reads them (after the policy).
+    std
+        Their standardized form (:func:`linkage.standardize.standardize_identity`), row-aligned.
+    source
+        Source name for the log.
+
+    Returns
+    -------
+    dict
+        ``dob_invalid`` (impossible dates of birth) and ``ssn_invalid`` (SSNs of an invalid
+        pattern), which go into ``linkage/by_source/{source}.json``; each nonzero count is
+        also a WARNING in the log. Nothing is dropped or coerced without a count.
+    """
+    counts = {
+        "dob_invalid": int(std["dob_invalid"].sum()),
+        "ssn_invalid": (
+            int((shared["ssn"].notna().to_numpy() & std["ssn"].isna().to_numpy()).sum())
+            if "ssn" in shared.columns
+            else 0
+        ),
+    }
+    for what, column in (("dates of birth", "dob_invalid"), ("SSNs", "ssn_invalid")):
+        if counts[column]:
+            log.warning(
+                "%s: %d of %d records hold impossible %s, nulled before linkage (%s in %s)",
+                source,
+                counts[column],
+                len(shared),
+                what,
+                column,
+                f"linkage/by_source/{source}.json",
+            )
+    return counts
+
+
 def link_source(
     frame: pd.DataFrame | None,
     records: pd.DataFrame,
@@ -161,24 +202,7 @@ def link_source(
     else:
         frame_std = attach_pik(frame_std, use_pik)
     report: dict = {"source": source, **counts}
-    # Values linkage cannot use are nulled, never silently: counted here and in the log.
-    report["dob_invalid"] = int(source_std["dob_invalid"].sum())
-    report["ssn_invalid"] = (
-        int((shared["ssn"].notna().to_numpy() & source_std["ssn"].isna().to_numpy()).sum())
-        if "ssn" in shared.columns
-        else 0
-    )
-    for what, column in (("dates of birth", "dob_invalid"), ("SSNs", "ssn_invalid")):
-        if report[column]:
-            log.warning(
-                "%s: %d of %d records hold impossible %s, nulled before linkage (%s in %s)",
-                source,
-                report[column],
-                len(shared),
-                what,
-                column,
-                "linkage/by_source/" + source + ".json",
-            )
+    report.update(count_invalid_values(shared, source_std, source))
     if len(source_std) == 0:
         pairs = pd.DataFrame(columns=["left_id", "right_id", "match_weight", "match_probability"])
         info: dict = {"note": "no records shared"}

@@ -530,6 +530,21 @@ def test_invalid_ssns_and_dates_are_counted_not_dropped_silently(caplog):
     assert "2 of 3 persons hold impossible dates of birth" in caplog.text
 
 
+def test_invalid_ssns_in_a_source_are_counted(caplog):
+    from linkage.stage import count_invalid_values
+    from linkage.standardize import standardize_identity
+
+    records = _numident().assign(
+        ssn=["900-12-3456", "000-12-3456", "666-00-0000"], dob=["1980-01-02", "1980-13-40", None]
+    )
+    std = standardize_identity(records, "record_id", REFERENCE)
+    with caplog.at_level("WARNING"):
+        counts = count_invalid_values(records, std, "ssa_numident")
+    assert counts == {"dob_invalid": 1, "ssn_invalid": 2}
+    assert "2 of 3 records hold impossible SSNs" in caplog.text
+    assert "linkage/by_source/ssa_numident.json" in caplog.text
+
+
 # ------------------------------------------------------------------------------------------
 # cvap-aggregate: partial, empty and unreadable plans; unusable outputs.
 
