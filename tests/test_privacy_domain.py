@@ -127,3 +127,28 @@ def test_evidence_outside_the_vocabulary_is_an_error(config):
 def test_public_information_says_the_dictionary_is_enumerated():
     assert any("never from the data" in text for text in PUBLIC_INFORMATION)
     assert not any("NOT protected" in text for text in LIMITATIONS)
+
+
+def test_empty_cells_of_the_larger_domain_add_no_phantom_persons():
+    """Noisy counts of empty cells weigh in unclipped: their noise averages out in the sums."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from models.count_step import full_table_membership
+    from models.discrepancy import bucket_citizen_share
+
+    values = np.array([40, 2, -3, 1, -2])  # one occupied cell, four empty ones with noise
+    table = SimpleNamespace(row_unit=np.zeros(5, int), row_pattern=np.arange(5), value=values)
+    view = SimpleNamespace(
+        table=table, unit_weights=sp.csr_matrix(np.ones((1, 1))), unit_source_age=np.zeros(1, int)
+    )
+    lik = np.full((1, 5, 2), 0.5)
+    member, weight = full_table_membership(view, np.array([[0.5, 0.5]]), lik)
+    assert weight.sum() == values.sum() == 38  # clipped, the empty cells would add 3 persons
+    assert np.allclose(member.sum(axis=1), 1.0)
+    share = bucket_citizen_share(
+        np.array([0, 0, 1, 1, 1]), weight, np.tile([0.0, 1.0], (5, 1)), np.array([False, True]), 2
+    )
+    assert share[0] == 1.0 and np.isnan(share[1])  # the bucket of negative total: no persons
