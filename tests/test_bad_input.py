@@ -201,19 +201,28 @@ def test_snakefile_refuses_bad_config_before_any_job(tmp_path):
     assert sorted(p.name for p in repo.iterdir()) == before
 
 
-def test_run_sh_refuses_missing_config_file(tmp_path):
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("nope.yaml", None, "not found"),
+        ("broken.yaml", "run: [unclosed\n  seed: 1\n", "not valid YAML"),
+    ],
+)
+def test_run_sh_refuses_unusable_config_file(tmp_path, name, content, problem):
     import subprocess
 
     repo = Path(__file__).resolve().parent.parent
+    if content is not None:
+        (tmp_path / name).write_text(content)
     done = subprocess.run(
-        [str(repo / "run.sh"), "-n", "--configfile", str(tmp_path / "nope.yaml")],
+        [str(repo / "run.sh"), "-n", "--configfile", str(tmp_path / name)],
         cwd=repo,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert done.returncode == 1
-    assert "nope.yaml" in done.stderr and "not found" in done.stderr
+    assert name in done.stderr and problem in done.stderr
     assert "Traceback" not in done.stderr
 
 
