@@ -289,6 +289,7 @@ def combine(
     withheld: dict = {}
     totals = {"records_in": 0, "withheld": 0, "records_shared": 0, "records_linked": 0}
     by_reason: dict[str, int] = {}
+    nulled: dict[str, int] = {}
     for report in sorted(reports, key=lambda r: r["source"]):
         entry = dict(report["withheld"])
         entry.update(
@@ -302,6 +303,10 @@ def combine(
                 "authority": report["authority"],
                 "policy_origin": report["policy_origin"],
                 "notes": report["notes"],
+                # Given values linkage nulled as impossible (kept as records, never dropped).
+                "values_nulled": {
+                    key: int(report.get(key, 0)) for key in ("dob_invalid", "ssn_invalid")
+                },
             }
         )
         withheld[report["source"]] = entry
@@ -311,7 +316,10 @@ def combine(
         totals["records_linked"] += report["records_linked"]
         for reason, n in report["withheld"].items():
             by_reason[reason] = by_reason.get(reason, 0) + n
+        for key, n in entry["values_nulled"].items():
+            nulled[key] = nulled.get(key, 0) + n
     totals["withheld_by_reason"] = by_reason
+    totals["values_nulled"] = nulled
     withheld["totals"] = totals
     return links.reset_index(drop=True), evidence, withheld
 
