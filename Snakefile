@@ -1,6 +1,11 @@
 # Block-level citizenship estimates from linked administrative records on a synthetic world.
 # Thin by design: config, schema validation, stage includes, and the default target.
-from snakemake.utils import min_version, validate
+import sys
+
+from snakemake.utils import min_version
+
+from pipeline_common.config import validate_config
+from pipeline_common.errors import InputError
 
 min_version("9.0")
 
@@ -8,12 +13,18 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# Each stage's section has its own schema (defaults are filled in per section).
-validate(config, schema="workflow/schemas/config.schema.yaml", set_default=True)
-for stage in ("synthetic", "linkage", "model", "privacy", "report"):
-    validate(
-        config[stage], schema=f"workflow/schemas/{stage}.schema.yaml", set_default=True
-    )
+# Each stage's section has its own schema (defaults are filled in per section); then the
+# cross-field rules (pipeline_common.config_checks). A bad config stops here, before any job,
+# with the config file, the dotted key and the fix (no traceback, no schema dump).
+try:
+    # Merge order: the default config, then the --configfile files (the last setter wins).
+    CONFIG_FILES = [
+        "config/config.yaml",
+        *map(str, workflow.overwrite_configfiles or []),
+    ]
+    validate_config(config, files=CONFIG_FILES, check_paths=True)
+except InputError as error:
+    sys.exit(f"config error: {error}")
 
 
 include: "workflow/rules/common.smk"

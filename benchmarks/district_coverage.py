@@ -132,4 +132,6 @@ def report(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline_common.errors import run_main
+
+    run_main(main, "district_coverage")

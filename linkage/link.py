@@ -578,16 +578,180 @@ def link_any(
     (links, info)
         ``links``: ``left_id, right_id, match_probability, match_weight, link_pass`` (one per
         right record at most); ``info`` as from :func:`link_tables`.
+
+    Raises
+    ------
+    InputError
+        Before any linkage work: an unknown linkage field or comparison name, a mapped column
+        the table lacks (with the nearest column name), duplicate or missing ids, or a mapped
+        identifier whose values are mostly not of its shape (e.g. 7-digit numbers mapped to
+        ``ssn``: map them to ``other_id``). A mapped field that no comparison or blocking rule
+        reads is a ``UserWarning``.
     """
-    left = standardize_identity(
-        _map_fields(left_raw, left_fields), "unique_id", reference_date, accept_synthetic_9xx
-    )
-    right = standardize_identity(
-        _map_fields(right_raw, right_fields), "unique_id", reference_date, accept_synthetic_9xx
-    )
+    for side, table, fields in (
+        ("left", left_raw, left_fields),
+        ("right", right_raw, right_fields),
+    ):
+        check_field_mapping(table, fields, side, settings)
+    left_mapped = _map_fields(left_raw, left_fields)
+    right_mapped = _map_fields(right_raw, right_fields)
+    left = standardize_identity(left_mapped, "unique_id", reference_date, accept_synthetic_9xx)
+    right = standardize_identity(right_mapped, "unique_id", reference_date, accept_synthetic_9xx)
+    for side, mapped, std, fields in (
+        ("left", left_mapped, left, left_fields),
+        ("right", right_mapped, right, right_fields),
+    ):
+        check_standardized(mapped, std, fields, side)
     pairs, info = link_tables(left, right, settings)
     links = best_links(pairs, settings.threshold, right)
     return links, info
+
+
+LINKAGE_FIELDS = (
+    "unique_id",
+    "first_name",
+    "last_name",
+    "dob",
+    "sex",
+    "ssn",
+    "address",
+    "zip",
+    "block_id",
+    "other_id",
+)
+# Share of a mapped field's given values that standardization may null before the mapping is
+# judged wrong (an identifier of another shape, dates in another format).
+MAX_NULLED_SHARE = 0.5
+
+
+def _nearest(name: str, names) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(n) for n in names], n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def check_field_mapping(
+    table: pd.DataFrame, fields: dict[str, str], side: str, settings: LinkSettings
+) -> None:
+    """Check one side's ``{linkage field: column}`` mapping against its table and the settings.
+
+    Raises
+    ------
+    InputError
+        Unknown linkage field or comparison/blocking rule, a column the table lacks, no
+        ``unique_id``, or ids that are missing or repeated.
+    """
+    import warnings
+
+    from pipeline_common.errors import InputError
+
+    where = f"link_any {side} table"
+    unknown_rules = [c for c in settings.comparisons if c not in COMPARISONS]
+    unknown_rules += [
+        b for b in settings.blocking_rules + settings.em_blocking_rules if b not in BLOCKING_RULES
+    ]
+    if unknown_rules:
+        allowed = [*COMPARISONS, *BLOCKING_RULES]
+        raise InputError(
+            "LinkSettings",
+            "comparisons/blocking_rules",
+            f"unknown name(s) {unknown_rules}{_nearest(unknown_rules[0], allowed)}",
+            f"use comparisons {sorted(COMPARISONS)} and blocking rules {sorted(BLOCKING_RULES)}",
+        )
+    if "unique_id" not in fields:
+        raise InputError(
+            where, "unique_id", "the field mapping names no id column", "map unique_id to it"
+        )
+    for target, spec in fields.items():
+        if target not in LINKAGE_FIELDS:
+            raise InputError(
+                where,
+                target,
+                f"not a linkage field{_nearest(target, LINKAGE_FIELDS)}",
+                f"map only {', '.join(LINKAGE_FIELDS)}",
+            )
+        if not isinstance(spec, str) or not spec:
+            raise InputError(where, target, f"column spec {spec!r} is not a column name", "fix it")
+        for part in spec.split("+"):
+            if part not in table.columns:
+                raise InputError(
+                    where,
+                    target,
+                    f"column {part!r} not in the table{_nearest(part, table.columns)}; "
+                    f"columns: {', '.join(map(str, table.columns))}",
+                    "map the field to an existing column",
+                )
+    ids = table[fields["unique_id"]]
+    if ids.isna().any():
+        raise InputError(
+            where,
+            f"unique_id ({fields['unique_id']})",
+            f"{int(ids.isna().sum())} row(s) without an id",
+            "give every row an id",
+        )
+    repeated = ids.astype("string").duplicated(keep=False)
+    if repeated.any():
+        raise InputError(
+            where,
+            f"unique_id ({fields['unique_id']})",
+            f"{int(repeated.sum())} rows share an id with another row (e.g. "
+            f"{ids[repeated].iloc[0]!r})",
+            "give every row its own id (links are reported by id)",
+        )
+    # Standardized columns the settings read, traced back to the field each comes from.
+    derived = {"first_name_sx": "first_name", "last_name_sx": "last_name", "birth_year": "dob"}
+    read = {c for name in settings.comparisons for c in COMPARISON_COLUMNS.get(name, ())}
+    read |= {
+        c
+        for rule in settings.blocking_rules + settings.em_blocking_rules
+        for c in BLOCKING_RULES.get(rule, ("", ()))[1]
+    }
+    used = {derived.get(c, c) for c in read}
+    unused = [f for f in fields if f != "unique_id" and f not in used]
+    if unused:
+        message = (
+            f"{where}: field(s) {unused} are mapped but no comparison or blocking rule of the "
+            f"settings reads them (comparisons: {settings.comparisons}); add a comparison that "
+            "uses them, or drop them from the mapping"
+        )
+        log.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def check_standardized(
+    mapped: pd.DataFrame, std: pd.DataFrame, fields: dict[str, str], side: str
+) -> None:
+    """A mapped field whose given values standardization mostly nulls is a wrong mapping.
+
+    Raises
+    ------
+    InputError
+        Naming the field, its column, how many values were lost and an example.
+    """
+    from pipeline_common.errors import InputError
+
+    hints = {
+        "ssn": "9-digit SSNs; map another identifier to other_id (compared as text)",
+        "dob": "dates (YYYY-MM-DD or another unambiguous format), not after reference_date",
+        "sex": "F/M (female/male, f/m, 1/2)",
+        "zip": "postal codes of 3 to 9 digits",
+    }
+    for target, column in fields.items():
+        if target not in hints:
+            continue
+        given = mapped[target].notna() & (mapped[target].astype("string").str.strip() != "")
+        given = given.fillna(False).to_numpy(dtype=bool)
+        lost = given & std[target].isna().to_numpy()
+        if given.sum() and lost.sum() > MAX_NULLED_SHARE * given.sum():
+            example = mapped[target].to_numpy()[lost][0]
+            raise InputError(
+                f"link_any {side} table",
+                f"{target} ({column})",
+                f"{int(lost.sum())} of {int(given.sum())} values are not {hints[target]} "
+                f"(e.g. {example!r}); the comparison would be dropped",
+                f"map {target} to a column of {hints[target]}",
+            )
 
 
 def _map_fields(table: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from linkage.policy import apply_policy, resolve_policy
 from linkage.standardize import standardize_identity
 from pipeline_common.errors import InputError, require_columns
 from pipeline_common.rng import stage_rng
+from pipeline_common.world_schema import read_world_file
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,14 @@ def standardized_frame(
         config.get("reference_date", "2020-04-01"),
         bool(cfg.get("accept_synthetic_ssn_9xx", True)),
     )
+    invalid = int(std["dob_invalid"].sum())
+    if invalid:
+        log.warning(
+            "%s: %d of %d persons hold impossible dates of birth, nulled before linkage",
+            file,
+            invalid,
+            len(std),
+        )
     return attach_pik(std, pik)
 
 
@@ -95,6 +104,47 @@ def attach_pik(frame_std: pd.DataFrame, pik: pd.DataFrame | None) -> pd.DataFram
     keyed = pik[["person_id", "ssn"]].rename(columns={"person_id": "unique_id"})
     keyed = keyed.astype({"unique_id": "string", "ssn": "string"})
     return out.merge(keyed, on="unique_id", how="left")
+
+
+def count_invalid_values(shared: pd.DataFrame, std: pd.DataFrame, source: str) -> dict[str, int]:
+    """Given values that standardization nulled as impossible, counted and logged.
+
+    Parameters
+    ----------
+    shared
+        The records as linkage reads them (after the policy).
+    std
+        Their standardized form (:func:`linkage.standardize.standardize_identity`), row-aligned.
+    source
+        Source name for the log.
+
+    Returns
+    -------
+    dict
+        ``dob_invalid`` (impossible dates of birth) and ``ssn_invalid`` (SSNs of an invalid
+        pattern), which go into ``linkage/by_source/{source}.json``; each nonzero count is
+        also a WARNING in the log. Nothing is dropped or coerced without a count.
+    """
+    counts = {
+        "dob_invalid": int(std["dob_invalid"].sum()),
+        "ssn_invalid": (
+            int((shared["ssn"].notna().to_numpy() & std["ssn"].isna().to_numpy()).sum())
+            if "ssn" in shared.columns
+            else 0
+        ),
+    }
+    for what, column in (("dates of birth", "dob_invalid"), ("SSNs", "ssn_invalid")):
+        if counts[column]:
+            log.warning(
+                "%s: %d of %d records hold impossible %s, nulled before linkage (%s in %s)",
+                source,
+                counts[column],
+                len(shared),
+                what,
+                column,
+                f"linkage/by_source/{source}.json",
+            )
+    return counts
 
 
 def link_source(
@@ -152,7 +202,7 @@ def link_source(
     else:
         frame_std = attach_pik(frame_std, use_pik)
     report: dict = {"source": source, **counts}
-    report["dob_invalid"] = int(source_std["dob_invalid"].sum())
+    report.update(count_invalid_values(shared, source_std, source))
     if len(source_std) == 0:
         pairs = pd.DataFrame(columns=["left_id", "right_id", "match_weight", "match_probability"])
         info: dict = {"note": "no records shared"}
@@ -239,6 +289,7 @@ def combine(
     withheld: dict = {}
     totals = {"records_in": 0, "withheld": 0, "records_shared": 0, "records_linked": 0}
     by_reason: dict[str, int] = {}
+    nulled: dict[str, int] = {}
     for report in sorted(reports, key=lambda r: r["source"]):
         entry = dict(report["withheld"])
         entry.update(
@@ -252,6 +303,10 @@ def combine(
                 "authority": report["authority"],
                 "policy_origin": report["policy_origin"],
                 "notes": report["notes"],
+                # Given values linkage nulled as impossible (kept as records, never dropped).
+                "values_nulled": {
+                    key: int(report.get(key, 0)) for key in ("dob_invalid", "ssn_invalid")
+                },
             }
         )
         withheld[report["source"]] = entry
@@ -261,7 +316,10 @@ def combine(
         totals["records_linked"] += report["records_linked"]
         for reason, n in report["withheld"].items():
             by_reason[reason] = by_reason.get(reason, 0) + n
+        for key, n in entry["values_nulled"].items():
+            nulled[key] = nulled.get(key, 0) + n
     totals["withheld_by_reason"] = by_reason
+    totals["values_nulled"] = nulled
     withheld["totals"] = totals
     return links.reset_index(drop=True), evidence, withheld
 
@@ -271,7 +329,8 @@ def run_stage(config: dict, results: Path, sources: list[str]) -> dict:
     from pipeline_common.io import write_json, write_parquet
 
     timings = {}
-    frame = pd.read_parquet(results / "world" / "frame.parquet")
+    reference = config.get("reference_date")
+    frame = read_world_file(results / "world" / "frame.parquet", "frame", reference)
     frame_std = standardized_frame(frame, config)
     by_source, reports = [], []
     pik = None
@@ -280,7 +339,7 @@ def run_stage(config: dict, results: Path, sources: list[str]) -> dict:
         path = results / "world" / "sources" / f"{source}.parquet"
         if not path.exists():
             continue
-        records = pd.read_parquet(path)
+        records = read_world_file(path, source, reference)
         links, report = link_source(frame, records, source, config, pik, str(path), frame_std)
         if source == PIK_SOURCE:
             pik = pik_from_links(links, records, config)
@@ -309,4 +368,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline_common.errors import run_main
+
+    run_main(main, "linkage.stage")

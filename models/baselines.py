@@ -422,11 +422,13 @@ def acs_direct_stage(
     """Read the ACS file, frame and geography; write the baseline's draws and block groups."""
     from pipeline_common.io import write_parquet
     from pipeline_common.rng import stage_rng
+    from pipeline_common.world_schema import read_world_file
 
+    reference = config.get("reference_date")
     draws, table = acs_direct(
-        pd.read_parquet(acs_path),
-        pd.read_parquet(frame_path),
-        pd.read_parquet(geography_path),
+        read_world_file(acs_path, "acs", reference),
+        read_world_file(frame_path, "frame", reference),
+        read_world_file(geography_path, "geography"),
         config,
         stage_rng(config["seed"], "model", "baseline", "acs_direct"),
     )

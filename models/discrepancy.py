@@ -338,8 +338,12 @@ def draw_problem_tilts(
 def bucket_citizen_share(
     bucket: np.ndarray, weight: np.ndarray, membership: np.ndarray, citizen: np.ndarray, n: int
 ) -> np.ndarray:
-    """Per bucket, the model's citizen share of its persons (NaN: no persons)."""
+    """Per bucket, the model's citizen share of its persons (NaN: no persons).
+
+    ``weight`` may hold unclipped noisy counts (some negative): the sums stay unbiased and the
+    share is clipped to [0, 1].
+    """
     total = np.bincount(bucket, weights=weight, minlength=n)
     cit = np.bincount(bucket, weights=weight * membership[:, citizen].sum(axis=1), minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, cit / total, np.nan)
+        return np.where(total > 0, np.clip(cit / total, 0.0, 1.0), np.nan)

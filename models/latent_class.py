@@ -170,6 +170,9 @@ class LatentClassProblem:
             raise ValueError("cell_pattern out of range")
         if self.source_age_effects and self.group_age is None:
             raise ValueError("source_age_effects needs group_age")
+        check_prior_scales(
+            self.prior_scales, [name for name, _, _ in self.levels], "LatentClassProblem"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1136,6 +1139,146 @@ def diagnostics(idata, var_names: list[str] | None = None) -> dict:
     }
 
 
+PRIOR_SCALE_KEYS = (
+    "intercept_mu",
+    "intercept_sd",
+    "age_sd",
+    "level_sd",
+    "county_sd",
+    "tract_sd",
+    "block_sd",
+    "min_random_units",
+    "source_age_sd",
+)
+
+
+def check_prior_scales(prior_scales: dict, level_names: list[str], where: str) -> None:
+    """Unknown keys of ``prior_scales`` are errors (a typo would silently keep the default).
+
+    Allowed: :data:`PRIOR_SCALE_KEYS` and ``{level}_sd`` for each level name.
+    """
+    from pipeline_common.config_checks import suggestion
+    from pipeline_common.errors import InputError
+
+    allowed = list(dict.fromkeys([*PRIOR_SCALE_KEYS, *(f"{n}_sd" for n in level_names)]))
+    for key, value in prior_scales.items():
+        if key not in allowed:
+            raise InputError(
+                where,
+                f"prior_scales.{key}",
+                f"unknown prior scale{suggestion(str(key), allowed)}",
+                f"use only {', '.join(allowed)}",
+            )
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InputError(
+                where, f"prior_scales.{key}", f"{value!r} is not a number", "give a number"
+            )
+
+
+def check_table_labels(
+    table: pd.DataFrame,
+    source_columns: list[str],
+    count_column: str,
+    class_names: list[str],
+    alpha: dict[str, np.ndarray] | None,
+    group_column: str | None,
+    categories: dict[str, list] | None,
+    prior_scales: dict | None,
+    where: str = "problem_from_table",
+) -> None:
+    """Check the inputs of :func:`problem_from_table` before anything is built or sampled.
+
+    Raises
+    ------
+    InputError
+        A column the table lacks, a missing label, a label outside the declared categories,
+        repeated categories or classes, counts that are not non-negative whole numbers, an
+        ``alpha`` or ``categories`` key that is not a source column, an ``alpha`` of the wrong
+        shape, or an unknown ``prior_scales`` key.
+    """
+    from pipeline_common.config_checks import suggestion
+    from pipeline_common.errors import InputError
+
+    file = f"{where}: table"
+    columns = [str(c) for c in table.columns]
+    named = [*source_columns, count_column, *([group_column] if group_column else [])]
+    for column in named:
+        if column not in table.columns:
+            raise InputError(
+                file,
+                str(column),
+                f"column not in the table{suggestion(str(column), columns)}; columns: "
+                f"{', '.join(columns)}",
+                "name an existing column",
+            )
+    if len(set(source_columns)) != len(source_columns) or not source_columns:
+        raise InputError(where, "source_columns", "empty or repeated", "list each source once")
+    if len(class_names) < 2 or len(set(class_names)) != len(class_names):
+        raise InputError(
+            where, "class_names", f"{class_names}: need two or more distinct classes", "fix them"
+        )
+    counts = pd.to_numeric(table[count_column], errors="coerce")
+    bad = counts.isna() | (counts < 0) | (counts.round() != counts)
+    if bad.any():
+        raise InputError(
+            file,
+            count_column,
+            f"{int(bad.sum())} count(s) are not non-negative whole numbers (e.g. "
+            f"{table[count_column][bad].iloc[0]!r})",
+            "give a count >= 0 on every row",
+        )
+    for name, mapping in (("alpha", alpha or {}), ("categories", categories or {})):
+        for key in mapping:
+            if key not in source_columns:
+                raise InputError(
+                    where,
+                    f"{name}[{key!r}]",
+                    f"not one of source_columns{suggestion(str(key), source_columns)}",
+                    f"key {name} by the source columns {source_columns}",
+                )
+    for column in source_columns:
+        labels = table[column]
+        if labels.isna().any():
+            raise InputError(
+                file,
+                str(column),
+                f"{int(labels.isna().sum())} row(s) without a label",
+                "give every row a label (an explicit category such as 'missing' for no answer)",
+            )
+        if categories and column in categories:
+            declared = list(categories[column])
+            if len(set(declared)) != len(declared):
+                raise InputError(
+                    where, f"categories[{column!r}]", f"{declared} repeats a category", "fix it"
+                )
+            unknown = sorted({str(v) for v in labels.unique()} - {str(v) for v in declared})
+            if unknown:
+                raise InputError(
+                    file,
+                    str(column),
+                    f"label(s) {unknown[:5]} are not among the declared categories {declared}",
+                    f"declare every label in categories[{column!r}] or fix the labels",
+                )
+        n_categories = len(categories[column]) if categories and column in categories else None
+        if n_categories is None:
+            n_categories = labels.nunique()
+        if alpha and column in alpha:
+            shape = np.shape(alpha[column])
+            if shape != (len(class_names), n_categories):
+                raise InputError(
+                    where,
+                    f"alpha[{column!r}]",
+                    f"shape {shape}, expected (classes, categories) = "
+                    f"{(len(class_names), n_categories)}",
+                    "give one row per class and one column per category, in category order",
+                )
+            if not np.all(np.asarray(alpha[column], dtype=float) > 0):
+                raise InputError(
+                    where, f"alpha[{column!r}]", "holds values <= 0", "give pseudo-counts > 0"
+                )
+    check_prior_scales(prior_scales or {}, ["group"] if group_column else [], where)
+
+
 def problem_from_table(
     table: pd.DataFrame,
     source_columns: list[str],
@@ -1150,7 +1293,24 @@ def problem_from_table(
 
     Groups (if ``group_column``) get a random effect on the class prior; without a group column
     all rows share one class prior.
+
+    Raises
+    ------
+    InputError
+        Before anything is built (see :func:`check_table_labels`): misspelt columns, missing
+        labels, labels that do not match the declared ``categories``, unknown ``alpha`` or
+        ``prior_scales`` keys.
     """
+    check_table_labels(
+        table,
+        source_columns,
+        count_column,
+        class_names,
+        alpha,
+        group_column,
+        categories,
+        prior_scales,
+    )
     table = table.loc[table[count_column] > 0].reset_index(drop=True)
     cats = {c: list((categories or {}).get(c, sorted(table[c].unique()))) for c in source_columns}
     pats = table[source_columns].drop_duplicates().reset_index(drop=True)

@@ -368,10 +368,11 @@ def baseline_stage(
 ) -> pd.DataFrame:
     """One baseline's block draws."""
     from models import baselines
+    from pipeline_common.world_schema import read_world_file
 
     evidence = pd.read_parquet(evidence_path)
-    frame = pd.read_parquet(frame_path)
-    geography = pd.read_parquet(geography_path)
+    frame = read_world_file(frame_path, "frame", config.get("reference_date"))
+    geography = read_world_file(geography_path, "geography")
     rng = stage_rng(config["seed"], "model", "baseline", method)
     if method == "record_rule":
         draws = baselines.record_rule(
@@ -426,4 +427,6 @@ def _main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual e
 
 
 if __name__ == "__main__":  # pragma: no cover
-    _main()
+    from pipeline_common.errors import run_main
+
+    run_main(_main, "models.stage")

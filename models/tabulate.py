@@ -23,6 +23,17 @@ evidence rows are dropped before tabulation, so their ``src_{source}`` column is
 everyone. Every column and shape downstream stays the same; the model then leaves the source out
 of the likelihood (``models.pipeline.model_sources``) and the baselines ignore it too.
 
+The pattern dictionary is enumerated, never read off the data: every combination of each
+source's label vocabulary (:func:`source_vocabulary`), which follows from the categories a
+source can state (:data:`SOURCE_CATEGORIES`, fixed by :mod:`linkage.evidence`) and from the
+config alone (low-confidence labels exist only when a source's ``linkage`` match threshold is
+below ``model.high_confidence_threshold``; ``_old_hi`` labels only for ``model.stale_split``;
+an excluded source has ``none`` only). The dictionary defines the domain of the privacy stage's
+noisy tables, so it must not depend on who is in the data: two neighbouring inputs get the same
+dictionary, the same pattern ids and the same table domains. With the default config that is
+5 x 2^5 x 5 = 800 patterns (Numident 5 labels, ACS 5, the five single-category sources 2
+each); with low-confidence labels possible in every source, 8 x 3^5 x 9 = 17,496.
+
 Coarse patterns (for noisy block-level tables) are a function of which *flags* a pattern
 raises: ``nat`` (any high-confidence naturalized evidence), ``cit`` (high-confidence citizen),
 ``non`` (high-confidence noncitizen or LPR, recent or old), ``unk`` (unknown category or a
@@ -46,6 +57,17 @@ NONE = "none"
 CATEGORIES = ("citizen", "naturalized", "noncitizen", "lpr", "unknown")
 FLAGS = ("nat", "cit", "non", "unk")
 COARSE_PATTERNS = ("no_record", "naturalized", "citizen", "conflict", "noncitizen", "weak_only")
+# What each source's records can state (linkage.evidence.record_categories): a fixed vocabulary,
+# the same whatever the data hold.
+SOURCE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "ssa_numident": ("citizen", "noncitizen", "unknown"),
+    "uscis_naturalizations": ("naturalized",),
+    "uscis_lpr": ("lpr",),
+    "cbp_ice": ("noncitizen",),
+    "state_passports": ("citizen",),
+    "irs_itin": ("noncitizen",),
+    "acs": ("citizen", "naturalized", "noncitizen", "unknown"),
+}
 
 
 def excluded_sources(model_config: dict, sources: list[str], file: str = "config") -> list[str]:
@@ -129,6 +151,88 @@ def label_order(label: str) -> tuple[int, int]:
     base = base.removesuffix("_old")
     rank = CATEGORIES.index(base) if base in CATEGORIES else len(CATEGORIES)
     return (rank, {"hi": 0, "lo": 2}[label.rsplit("_", 1)[1]] + int(stale))
+
+
+def low_confidence_possible(source: str, linkage_config: dict | None, high: float) -> bool:
+    """Can a link of ``source`` have a match probability below ``high``?
+
+    Only if its match threshold (``linkage.sources.{source}.match_threshold``, else
+    ``linkage.match_threshold``) is below ``high``: links are made at or above the threshold.
+    Without a linkage config, assume it can.
+    """
+    if linkage_config is None:
+        return True
+    override = ((linkage_config.get("sources") or {}).get(source) or {}).get("match_threshold")
+    threshold = override if override is not None else linkage_config.get("match_threshold")
+    return threshold is None or float(threshold) < high
+
+
+def source_vocabulary(
+    source: str, model_config: dict, linkage_config: dict | None = None
+) -> list[str]:
+    """Every label ``source`` can show in a pattern, in :func:`label_order`; from the config.
+
+    Raises
+    ------
+    InputError
+        If ``source`` has no declared category vocabulary.
+    """
+    if source not in SOURCE_CATEGORIES:
+        raise InputError(
+            "config",
+            "model sources",
+            f"no label vocabulary for source {source!r}",
+            f"declare its categories in models.tabulate.SOURCE_CATEGORIES ({list(SOURCE_CATEGORIES)})",
+        )
+    if source in (model_config.get("exclude_sources") or []):
+        return [NONE]
+    high = float(model_config["high_confidence_threshold"])
+    stale = set((model_config.get("stale_split") or {}).get(source, []))
+    low = low_confidence_possible(source, linkage_config, high)
+    labels = [NONE]
+    for category in SOURCE_CATEGORIES[source]:
+        labels.append(source_labels(category, True, False))
+        if category in stale:
+            labels.append(source_labels(category, True, True))
+        if low:
+            labels.append(source_labels(category, False, False))
+    return sorted(labels, key=label_order)
+
+
+def enumerate_patterns(
+    sources: list[str], model_config: dict, linkage_config: dict | None = None
+) -> pd.DataFrame:
+    """The pattern dictionary: every combination of the sources' vocabularies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``pattern_id, coarse_pattern_id, coarse_pattern, flags, src_{source}...``, the all-none
+        pattern first, in :func:`label_order` of each source in turn. It depends on the config
+        only, never on the data.
+    """
+    vocabularies = [source_vocabulary(s, model_config, linkage_config) for s in sources]
+    sizes = [len(v) for v in vocabularies]
+    # Cartesian product in lexicographic order of each vocabulary (itertools.product order).
+    codes = np.indices(sizes).reshape(len(sizes), -1).T
+    table = pd.DataFrame(
+        {
+            f"src_{source}": np.asarray(vocab, dtype=object)[codes[:, i]]
+            for i, (source, vocab) in enumerate(zip(sources, vocabularies, strict=True))
+        }
+    )
+    flag_of = [{label: category_flag(label) for label in vocab} for vocab in vocabularies]
+    flags = [
+        frozenset(flag_of[i][label] for i, label in enumerate(row)) - {NONE}
+        for row in table.to_numpy()
+    ]
+    coarse = [coarse_of_flags(f) for f in flags]
+    table.insert(0, "pattern_id", np.arange(len(table), dtype=np.int64))
+    table.insert(1, "coarse_pattern_id", np.array([COARSE_PATTERNS.index(c) for c in coarse]))
+    table.insert(2, "coarse_pattern", coarse)
+    table.insert(3, "flags", [",".join(sorted(f)) for f in flags])
+    table["coarse_pattern_id"] = table["coarse_pattern_id"].astype(np.int64)
+    return table
 
 
 def impute_age_groups(frame: pd.DataFrame, bounds: list[int], reference_date: str) -> pd.Series:
@@ -226,8 +330,12 @@ def tabulate(
     model_config: dict,
     age_bounds: list[int],
     reference_date: str,
+    linkage_config: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cells and the pattern dictionary.
+
+    ``linkage_config`` (the config's ``linkage`` section) tells which labels links can carry
+    (:func:`source_vocabulary`); without it every label of every vocabulary is possible.
 
     Returns
     -------
@@ -235,7 +343,8 @@ def tabulate(
         ``block_id, tract_id, county_id, age_group, pattern_id, count, src_{source}...``
         (only non-empty cells), sorted by block, age group, pattern.
     patterns
-        ``pattern_id, coarse_pattern_id, coarse_pattern, flags, src_{source}...``.
+        ``pattern_id, coarse_pattern_id, coarse_pattern, flags, src_{source}...``: every
+        pattern of :func:`enumerate_patterns`, with or without persons.
     """
     require_columns(frame, ["person_id", "block_id", "age"], "world/frame.parquet")
     require_columns(geography, ["block_id", "tract_id", "county_id"], "world/geography.parquet")
@@ -262,18 +371,22 @@ def tabulate(
     src_cols = [f"src_{s}" for s in sources]
     pats["block_id"] = frame["block_id"].to_numpy()
     pats["age_group"] = age_group.to_numpy()
-    # Pattern dictionary: unique label combinations, in a stable order (all-none first).
-    uniq = pats[src_cols].drop_duplicates()
-    keys = uniq.apply(lambda r: tuple(label_order(v) for v in r), axis=1)
-    uniq = uniq.assign(_key=keys.to_numpy()).sort_values("_key").drop(columns="_key")
-    uniq = uniq.reset_index(drop=True)
-    uniq.insert(0, "pattern_id", np.arange(len(uniq), dtype=np.int64))
-    flags = [frozenset(category_flag(v) for v in row) - {NONE} for row in uniq[src_cols].to_numpy()]
-    coarse = [coarse_of_flags(f) for f in flags]
-    uniq.insert(1, "coarse_pattern_id", [COARSE_PATTERNS.index(c) for c in coarse])
-    uniq.insert(2, "coarse_pattern", coarse)
-    uniq.insert(3, "flags", [",".join(sorted(f)) for f in flags])
-    uniq["coarse_pattern_id"] = uniq["coarse_pattern_id"].astype(np.int64)
+    # Pattern dictionary: enumerated from the vocabularies (data-independent, see above).
+    uniq = enumerate_patterns(sources, model_config, linkage_config)
+    unknown = pats[src_cols].merge(uniq[src_cols], on=src_cols, how="left", indicator=True)
+    outside = (unknown["_merge"] == "left_only").to_numpy()
+    if outside.any():
+        row = pats.loc[outside, src_cols].iloc[0]
+        vocab = {c: list(uniq[c].unique()) for c in src_cols}
+        column = next(c for c in src_cols if row[c] not in vocab[c])
+        raise InputError(
+            "linkage/evidence.parquet",
+            column,
+            f"{int(outside.sum())} person(s) show label {row[column]!r}, outside the "
+            f"vocabulary the config allows ({vocab[column]})",
+            "rerun linkage with this config (a link below the match threshold, or a category "
+            "the source cannot state, means evidence and config disagree)",
+        )
     with_id = pats.merge(uniq[["pattern_id", *src_cols]], on=src_cols, how="left")
     cells = (
         with_id.groupby(["block_id", "age_group", "pattern_id"], observed=True)
@@ -345,6 +458,7 @@ if __name__ == "__main__":  # pragma: no cover - manual entry point
         cfg["model"],
         cfg["age_groups"],
         cfg["reference_date"],
+        cfg["linkage"],
     )
     write_parquet(cells_, root / "model/cells.parquet")
     write_parquet(patterns_, root / "model/patterns.parquet")

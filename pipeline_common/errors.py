@@ -33,3 +33,28 @@ def require_columns(frame, columns, file: str) -> None:
             f"required column(s) missing (found: {', '.join(map(str, frame.columns))})",
             "regenerate the file with the upstream stage of this pipeline",
         )
+
+
+def run_main(main, prog: str) -> None:
+    """Run a command-line ``main()`` so that a user's mistake is one line, not a traceback.
+
+    An :class:`InputError`, or a file that is missing, is a folder or cannot be opened, prints
+    ``{prog}: error: ...`` to stderr and exits with status 2; anything else (a bug) keeps its
+    traceback. ``main``'s integer return value is the exit status.
+    """
+    import sys
+
+    try:
+        status = main()
+    except InputError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
+        where = error.filename or "(file)"
+        print(
+            f"{prog}: error: {where}: {error.strerror or error}. Fix: check the path "
+            "(run the pipeline first for files under results/)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -25,7 +25,24 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
     return logging.getLogger()
 
 
+def _report_input_errors(exc_type, exc, tb) -> None:
+    """``sys.excepthook`` of stage scripts: a user's mistake is a message, not a traceback."""
+    from pipeline_common.errors import InputError
+
+    if isinstance(exc, InputError):
+        logging.getLogger("input").error("input error: %s", exc)
+        sys.stderr.write(f"input error: {exc}\n")
+        return
+    sys.__excepthook__(exc_type, exc, tb)
+
+
 def snakemake_log(snakemake) -> logging.Logger:
-    """Set up logging from a Snakemake script's ``snakemake`` object (first log file)."""
+    """Set up logging from a Snakemake script's ``snakemake`` object (first log file).
+
+    An :class:`~pipeline_common.errors.InputError` that ends the script is written to the log
+    and to stderr as one line (file, field, problem, fix) instead of a traceback; the script
+    still exits with status 1, so the rule fails.
+    """
     log = snakemake.log[0] if len(snakemake.log) else None
+    sys.excepthook = _report_input_errors
     return setup_logging(log)

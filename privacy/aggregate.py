@@ -25,7 +25,11 @@ the published ``cvap_*.csv`` files).
 Checks (never a silent drop): a block in the plan twice with different districts is an error,
 twice with the same district a counted warning (kept once); blocks of the plan unknown to the
 draws are an error (``--allow-unknown``: a counted warning, and they are left out); blocks of the
-draws missing from the plan are a counted warning with the persons they hold.
+draws that no district holds are an error naming them and the persons they hold, since the
+districts' sums would then be partial (``--allow-partial``: a counted warning, e.g. for a plan of
+one county out of several); a plan without any block line (empty, or a header only) is an error.
+``--output`` must name a file in a writable folder; it is written atomically and only after every
+check passed, so a refused plan leaves an existing output untouched.
 """
 
 from __future__ import annotations
@@ -129,6 +133,13 @@ def read_districts(path: str | Path) -> pd.DataFrame:
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise InputError(path, "(file)", "the file is empty", "export the plan again")
+    if "\x00" in text:
+        raise InputError(
+            path,
+            "(file)",
+            "holds NUL bytes: not a text file (a Parquet or spreadsheet file?)",
+            "export the plan as CSV text: block GEOID and district per line",
+        )
     delimiter = _delimiter(lines[0], path)
     rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
     first = [cell.strip() for cell in rows[0]]
@@ -162,6 +173,13 @@ def read_districts(path: str | Path) -> pd.DataFrame:
         if len(first) > 2:
             notes.append(f"{len(first) - 2} further column(s) ignored")
     body = rows[1:] if has_header else rows
+    if not body:
+        raise InputError(
+            path,
+            "(file)",
+            "the plan has a header row but no block lines",
+            "export the plan again with one line per block (block GEOID and district)",
+        )
     width = max(block_index, district_index) + 1
     narrow = [i for i, row in enumerate(body) if len(row) < width]
     if narrow:
@@ -237,19 +255,39 @@ def _check_geoids(block_ids: pd.Series, line_number: np.ndarray, path: Path) -> 
 
 
 def read_draws(path: str | Path) -> pd.DataFrame:
-    """Read published block draws and check their columns."""
+    """Read published block draws and check their columns.
+
+    Raises
+    ------
+    InputError
+        Missing, empty, corrupt or non-Parquet file, missing columns, or no draws.
+    """
+    from pipeline_common.world_schema import read_parquet_checked
+
     path = Path(path)
     if not path.exists():
         raise InputError(
             path, "(file)", "file not found", "give the path of a published draws.parquet"
         )
-    draws = pd.read_parquet(path)
+    draws = read_parquet_checked(path, "published draws.parquet").to_pandas()
     missing = [c for c in ("draw", "block_id", *QUANTITIES) if c not in draws.columns]
     if missing:
         raise InputError(
             path,
             ", ".join(missing),
             "required column(s) missing",
+            "use published/draws.parquet from this pipeline",
+        )
+    if draws.empty:
+        raise InputError(
+            path, "(rows)", "holds no draws", "use published/draws.parquet of a finished run"
+        )
+    not_numeric = [c for c in ("draw", *QUANTITIES) if not pd.api.types.is_numeric_dtype(draws[c])]
+    if not_numeric:
+        raise InputError(
+            path,
+            ", ".join(not_numeric),
+            "not numeric",
             "use published/draws.parquet from this pipeline",
         )
     draws["block_id"] = draws["block_id"].astype(str)
@@ -261,20 +299,31 @@ def check_plan(
     districts: pd.DataFrame,
     districts_file: str = "districts file",
     allow_unknown: bool = False,
+    allow_partial: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Match a plan to the draws: the blocks to aggregate, and counted warnings.
+
+    Parameters
+    ----------
+    allow_unknown
+        Leave out plan blocks unknown to the draws (counted) instead of refusing the plan.
+    allow_partial
+        Accept blocks of the draws that no district holds (counted) instead of refusing the
+        plan. The command line refuses them unless ``--allow-partial``.
 
     Returns
     -------
     (plan, warnings)
         One row per assigned block known to the draws, and one sentence per problem that is
         not an error: repeated lines, unknown blocks (with ``allow_unknown``), blocks of the
-        draws in no district (with the persons they hold).
+        draws in no district (with ``allow_partial``, and the persons they hold).
 
     Raises
     ------
     InputError
-        If the plan names blocks that are not in the draws (unless ``allow_unknown``).
+        If the plan names blocks that are not in the draws (unless ``allow_unknown``), leaves
+        blocks of the draws out of every district (unless ``allow_partial``), or assigns no
+        block at all.
     """
     warnings = []
     repeated = districts.duplicated(["block_id", "district"])
@@ -301,16 +350,32 @@ def check_plan(
             )
         warnings.append(f"{message}; left out of their districts (--allow-unknown)")
         plan = plan.loc[plan["block_id"].isin(known)]
+    if plan.empty:
+        raise InputError(
+            districts_file,
+            "block_id",
+            "no block of the plan is in the published draws: nothing to aggregate",
+            "use a plan of this release's blocks (published/blocks.csv lists them)",
+        )
     unassigned = known.difference(pd.Index(plan["block_id"]))
     if len(unassigned):
         first_draw = draws.loc[draws["draw"] == draws["draw"].min()].set_index("block_id")
         persons = (first_draw["citizens"] + first_draw["noncitizens"]).reindex(unassigned)
         populated = int((persons > 0).sum())
-        warnings.append(
+        message = (
             f"{len(unassigned)} block(s) of the draws are in no district ({populated} of them "
-            f"populated, {int(persons.sum())} persons; e.g. {list(unassigned[:3])}); they are in "
-            "no district's estimate"
+            f"populated, {int(persons.sum())} persons; e.g. {list(unassigned[:3])})"
         )
+        if not allow_partial:
+            raise InputError(
+                districts_file,
+                "block_id",
+                f"{message}: the plan is partial, and districts that should hold them would "
+                "publish partial sums",
+                "assign every block of published/blocks.csv to a district, or pass "
+                "--allow-partial to leave them out with a counted warning",
+            )
+        warnings.append(f"{message}; they are in no district's estimate (--allow-partial)")
     return plan.reset_index(drop=True), warnings
 
 
@@ -372,6 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", help="CSV to write the district estimates to")
     parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="accept (with a counted warning) a plan that leaves blocks of the draws out of "
+        "every district instead of stopping",
+    )
+    parser.add_argument(
         "--allow-unknown",
         action="store_true",
         help="leave out (with a counted warning) plan blocks that are not in the draws "
@@ -379,10 +450,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        if args.output:
+            check_output(args.output)
         districts = read_districts(args.districts)
         draws = read_draws(args.draws)
-        plan, warnings = check_plan(draws, districts, args.districts, args.allow_unknown)
+        plan, warnings = check_plan(
+            draws, districts, args.districts, args.allow_unknown, args.allow_partial
+        )
         result = aggregate(draws, plan, args.districts)
+        text = result.to_csv(index=False, lineterminator="\n")
+        if args.output:
+            from pipeline_common.io import write_text
+
+            try:
+                write_text(text, args.output)
+            except OSError as exc:
+                raise InputError(
+                    args.output,
+                    "--output",
+                    f"cannot be written ({exc.strerror or exc})",
+                    "name a file in a folder you can write to",
+                ) from None
     except InputError as error:
         print(f"cvap-aggregate: error: {error}", file=sys.stderr)
         return 2
@@ -390,13 +478,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cvap-aggregate: read {args.districts}: {note}", file=sys.stderr)
     for warning in warnings:
         print(f"cvap-aggregate: warning: {warning}", file=sys.stderr)
-    text = result.to_csv(index=False, lineterminator="\n")
     print(text, end="")
-    if args.output:
-        from pipeline_common.io import write_text
-
-        write_text(text, args.output)
     return 0
+
+
+def check_output(output: str | Path) -> None:
+    """``--output`` must name a file (not a folder) in a folder that exists or can be made
+    and is writable.
+
+    Raises
+    ------
+    InputError
+        Naming ``--output`` and the path.
+    """
+    import os
+
+    path = Path(output)
+    fix = "name a CSV file in a folder you can write to, e.g. --output districts.csv"
+    if str(output).endswith(("/", os.sep)) or path.is_dir():
+        raise InputError(path, "--output", "names a folder, not a file", fix)
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(path, "--output", f"{parent} is a file, not a folder", fix)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(path, "--output", f"the folder {parent} is not writable", fix)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(path, "--output", "the file is not writable", fix)
 
 
 if __name__ == "__main__":

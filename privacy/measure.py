@@ -53,14 +53,11 @@ NEIGHBOURING_RELATION = (
 PUBLIC_INFORMATION = [
     "frame (census enumeration) counts by block and age group (privacy/public_counts.parquet)",
     "the geography: block, tract and county identifiers",
-    "the pattern dictionary (model/patterns.parquet: the possible evidence patterns and their "
-    "coarse groups), which defines each table's domain",
+    "the pattern dictionary (model/patterns.parquet: every combination of each source's fixed "
+    "label vocabulary, enumerated from the config and never from the data, and their coarse "
+    "groups), which defines each table's domain; neighbouring inputs have the same domain",
 ]
 LIMITATIONS = [
-    "The pattern dictionary (model/patterns.parquet) is built by the model stage from the "
-    "patterns that occur in the data and is treated as public here: the existence of a rare "
-    "evidence pattern is NOT protected by the guarantee. Fix: enumerate the dictionary from the "
-    "fixed label vocabulary of each source instead of from the data.",
     "Frame counts by block and age group are published exactly (invariants); the guarantee "
     "covers the evidence patterns given those counts, not a person's presence or age.",
 ]
@@ -353,4 +350,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline_common.errors import run_main
+
+    run_main(main, "privacy.measure")

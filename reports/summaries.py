@@ -55,7 +55,17 @@ def _per_source(mapping: Any) -> dict[str, Any]:
     return {}
 
 
-NOT_REASONS = ("records_", "persons_", "total", "fields_", "authority", "policy_", "notes")
+NOT_REASONS = (
+    "records_",
+    "persons_",
+    "total",
+    "fields_",
+    "authority",
+    "policy_",
+    "notes",
+    "values_",
+)
+NULLED_LABELS = {"dob_invalid": "dates of birth", "ssn_invalid": "SSNs"}
 
 
 def withheld_by_source(withheld: Any) -> dict[str, dict[str, int]]:
@@ -157,6 +167,7 @@ def sources_table(ctx: dict) -> pd.DataFrame:
             shared = records - withheld_total
         q = quality.get(source, {}) if isinstance(quality.get(source), dict) else {}
         dropped = entry.get("fields_dropped") or []
+        nulled = entry.get("values_nulled") if isinstance(entry.get("values_nulled"), dict) else {}
         rows.append(
             {
                 "source": source,
@@ -176,6 +187,12 @@ def sources_table(ctx: dict) -> pd.DataFrame:
                 "withheld": withheld_total,
                 "withheld_reasons": ", ".join(
                     f"{POPULATION_LABELS.get(r, r)}: {v:,}" for r, v in reasons.items() if v
+                )
+                or "none",
+                "values_nulled": ", ".join(
+                    f"{NULLED_LABELS.get(k, k)}: {int(v):,}"
+                    for k, v in nulled.items()
+                    if numeric(v)
                 )
                 or "none",
                 "shared": shared,

@@ -184,7 +184,11 @@ def test_missing_duplicated_and_unknown_blocks_are_counted(tmp_path, zero_draws_
     assert len(kept) == 2
     assert any("1 line(s) repeat" in w for w in warnings)
     assert any("1 block(s) of the draws are in no district" in w for w in warnings)
-    assert main(["--draws", str(zero_draws_file), "--districts", str(plan)]) == 0
+    # The command refuses a partial plan unless told to accept it.
+    assert main(["--draws", str(zero_draws_file), "--districts", str(plan)]) == 2
+    err = capsys.readouterr().err
+    assert "1 block(s) of the draws are in no district" in err and "--allow-partial" in err
+    assert main(["--draws", str(zero_draws_file), "--districts", str(plan), "--allow-partial"]) == 0
     err = capsys.readouterr().err
     assert (
         "warning: 1 block(s) of the draws are in no district (1 of them populated, 1 persons" in err
@@ -198,6 +202,16 @@ def test_missing_duplicated_and_unknown_blocks_are_counted(tmp_path, zero_draws_
     assert main(["--draws", str(zero_draws_file), "--districts", str(unknown)]) == 2
     assert "1 block(s) of the plan are not in the published draws" in capsys.readouterr().err
     assert (
-        main(["--draws", str(zero_draws_file), "--districts", str(unknown), "--allow-unknown"]) == 0
+        main(
+            [
+                "--draws",
+                str(zero_draws_file),
+                "--districts",
+                str(unknown),
+                "--allow-unknown",
+                "--allow-partial",
+            ]
+        )
+        == 0
     )
     assert "left out of their districts" in capsys.readouterr().err

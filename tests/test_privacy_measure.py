@@ -40,12 +40,16 @@ def test_ledger_refuses_an_over_budget_request_and_records_nothing():
 
 
 def test_measure_refuses_shares_over_budget_before_measuring(world):
-    config = config_with(
-        tables=[
-            {"name": "county_full", "geo_level": "county", "pattern_level": "full", "share": 0.7},
-            {"name": "block_coarse", "geo_level": "block", "pattern_level": "coarse", "share": 0.5},
-        ]
-    )
+    tables = [
+        {"name": "county_full", "geo_level": "county", "pattern_level": "full", "share": 0.7},
+        {"name": "block_coarse", "geo_level": "block", "pattern_level": "coarse", "share": 0.5},
+    ]
+    # The config check refuses such shares before any job; the ledger refuses them again if a
+    # config reaches the privacy stage some other way.
+    with pytest.raises(InputError, match=r"privacy\.tables.*add up to 1\.2"):
+        config_with(tables=tables)
+    config = config_with()
+    config["privacy"]["tables"] = tables
     with pytest.raises(BudgetExceededError, match="block_coarse"):
         measure(world["cells"], world["patterns"], config, world["geography"])
 

@@ -24,6 +24,7 @@ WITHHELD = {
         "authority": "8 U.S.C. 1103",
         "policy_origin": "synthetic.sources.uscis_lpr.policy",
         "notes": [],
+        "values_nulled": {"dob_invalid": 3, "ssn_invalid": 0},
     },
     "totals": {"records_in": 628, "withheld": 11, "withheld_by_reason": {"protected_1367": 4}},
 }
@@ -57,6 +58,9 @@ def test_sources_table_prefers_linkage_counts():
     assert "records from 1973-01-01" in row["coverage_window"]
     # A source absent from withheld.json falls back to the files: 90 links of 100 records.
     assert table.loc["acs", "linked_share"] == pytest.approx(0.9)
+    # Values linkage nulled as impossible are shown, never taken for a withholding reason.
+    assert row["values_nulled"] == "dates of birth: 3"
+    assert table.loc["acs", "values_nulled"] == "none"
 
 
 def test_recall_by_status_reads_nested_dicts():
