@@ -25,8 +25,10 @@ import pandas as pd
 
 from pipeline_common.config import config_hash
 from reports import figures as F
+from reports import headline as H
 from reports import narrative as N
 from reports import summaries as S
+from reports import usage as U
 from reports.data import METHODS, first_key, load_run, numeric
 from reports.style import METHOD_LABELS, data_uri, figure_bytes
 
@@ -36,6 +38,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Section ids and titles, in order; the template and the tests use the same list.
 SECTIONS = (
     ("summary", "Summary"),
+    ("using", "Using these estimates"),
     ("sources", "Sources and governance"),
     ("linkage", "Linkage quality"),
     ("model", "Model"),
@@ -44,6 +47,7 @@ SECTIONS = (
     ("validation", "Validation against truth"),
     ("sensitivity", "Sensitivity"),
     ("reproducibility", "Reproducibility"),
+    ("glossary", "Glossary"),
 )
 REPORT_VERSIONS = ("matplotlib", "arviz", "arviz-plots", "jinja2", "weasyprint", "pandas")
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "report.schema.yaml"
@@ -58,6 +62,108 @@ def _schema_defaults() -> dict[str, Any]:
 
 
 DEFAULT_SETTINGS = _schema_defaults()
+
+
+GLOSSARY = (
+    ("CVAP", "citizen voting-age population: citizens aged 18 or more."),
+    (
+        "90% interval",
+        "the 5% and 95% quantiles of the posterior draws: the true count lies inside with "
+        "probability 90% if the model is right. Coverage = share of units where it did.",
+    ),
+    (
+        "MOE",
+        "margin of error, as the Census Bureau publishes it: half the width of the 90% "
+        "interval (ACS: 1.645 standard errors).",
+    ),
+    (
+        "PIT, randomized PIT",
+        "probability integral transform: where the truth falls in the distribution of the "
+        "draws (0 to 1). For counts a random point within the truth's probability step is "
+        "taken, so that a well-calibrated model gives uniform values; a block is covered at "
+        "90% when its PIT lies between 0.05 and 0.95. Equal-tailed intervals of small counts "
+        "read inclusively cover more than 90% even when the model is right, so blocks are "
+        "judged by the PIT.",
+    ),
+    (
+        "R-hat",
+        "rank-normalized split R-hat: compares the chains of the sampler; above 1.01 they "
+        "have not sampled the same distribution.",
+    ),
+    (
+        "ESS (bulk, tail)",
+        "effective sample size: how many independent draws the correlated draws are worth, "
+        "in the middle (bulk) and in the 5% and 95% tails (tail) of the posterior.",
+    ),
+    (
+        "divergence",
+        "a sampler step that failed numerically; any means part of the posterior may be missed.",
+    ),
+    (
+        "zCDP, rho",
+        "zero-concentrated differential privacy with parameter rho: the privacy loss of the "
+        "release; smaller rho means more noise and more privacy. Budgets of several "
+        "measurements add up.",
+    ),
+    (
+        "epsilon, delta",
+        "the same guarantee as (epsilon, delta)-differential privacy: any outcome becomes at "
+        "most e^epsilon times more or less likely when one person's data change, except with "
+        "probability delta.",
+    ),
+    (
+        "L2 sensitivity, d_in",
+        "how far (Euclidean distance) one person can move a table of counts; here one person "
+        "moves one unit between two cells, so sqrt(2). OpenDP calls this input distance d_in "
+        "and scales the noise to it.",
+    ),
+    (
+        "exact fit / privacy fit",
+        "the same model fitted to the exact tables (never published: the method at its best) "
+        "and to the noisy measurements (the source of every published number).",
+    ),
+    (
+        "evidence pattern",
+        "what every linked source says about one person (no link, citizen, naturalized, "
+        "noncitizen, ...), the unit the model counts.",
+    ),
+    (
+        "posterior predictive check",
+        "data replicated from the fitted model and compared with the observed data; observed "
+        "values outside the replicated interval show what the model fails to reproduce.",
+    ),
+    (
+        "reliability flag",
+        "high / medium / low per block from the relative width of its interval and its size "
+        "(section 6).",
+    ),
+)
+
+
+def code_commit() -> str | None:
+    """The code's git commit (with ``+ uncommitted changes`` when the work tree differs), or
+    None outside a git checkout."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + (" + uncommitted changes" if dirty else "") if head else None
 
 
 @dataclass
@@ -276,6 +382,28 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "each panel is the multi-chain uniformity test: below the stated alpha it flags "
         "chains that disagree, and highlighted points mark the ranks where they do.",
     )
+    privacy_posterior = ctx.get("privacy_posterior")
+    private_diag = ctx.get("privacy_diagnostics") or {}
+    conv_fig_p, conv_stats_p = F.convergence(privacy_posterior)
+    book.add(
+        "convergence_privacy",
+        conv_fig_p,
+        "R-hat and effective sample size of the privacy fit (published)",
+        "The same check for the fit whose draws are published: R-hat of every parameter "
+        "(left; bars right of the dashed 1.01 line are parameters whose chains disagree) and "
+        "bulk ESS (right; bars left of the dashed 400 line have noisy interval ends).",
+    )
+    book.add(
+        "rank_privacy",
+        F.rank_plot(
+            privacy_posterior,
+            int(settings["rank_plot_panels"]),
+            first_key(first_key(private_diag, "top_parameters", default={}), "names"),
+        ),
+        "Rank plots of the privacy fit (published)",
+        "As the rank plots of the exact fit, for the privacy fit: lines inside the grey "
+        "envelope mean both chains sample the same distribution.",
+    )
     book.add(
         "behaviour_profile",
         F.source_behaviour_profile(S.behaviour_table(ctx.get("diagnostics"))),
@@ -317,6 +445,12 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         if ppc is not None and not ppc.empty
         else None
     )
+    private_ppc = ctx.get("privacy_ppc")
+    private_misfits = (
+        private_ppc[~private_ppc["inside"]].sort_values("miss", ascending=False).head(8)
+        if private_ppc is not None and not private_ppc.empty
+        else None
+    )
     book.add(
         "ppc",
         F.posterior_predictive(ppc, misfits),
@@ -328,6 +462,17 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "points are patterns whose observed count falls outside the replicated 90% interval, "
         "numbered as in the table below. Many such points mean the sources are not "
         "independent given the latent class, as the model assumes.",
+    )
+
+    book.add(
+        "ppc_privacy",
+        F.posterior_predictive(private_ppc, private_misfits),
+        "Posterior predictive check of the privacy fit (published)",
+        "The same check for the fit whose draws are published, against the data it read: each "
+        "point is one evidence pattern, its noisy total (the county x age x pattern "
+        "measurements summed) against totals replicated from the privacy fit's posterior with "
+        "noise of the same variance added. Vermillion points lie outside their replicated 90% "
+        "interval; numbers as in the table below the figure.",
     )
 
     # --- estimates
@@ -564,11 +709,71 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     }
     privacy_statement = first_key(metadata, "privacy", default={}) or {}
     bench = ctx.get("benchmarks")
+
+    # --- the summary page: every sentence from the evaluation files (reports.headline)
+    studies = ctx.get("calibration_studies") or []
+    summary_table, summary_headings = H.calibration_table(
+        ctx.get("calibration_eval"), studies[0] if studies else None
+    )
+    summary_findings = H.summary_findings(
+        calibration_eval=ctx.get("calibration_eval"),
+        studies=studies,
+        published_eval=ctx.get("published_eval"),
+        estimates_eval=ctx.get("estimates_eval"),
+        comparison_eval=ctx.get("comparison_eval"),
+        fits=fits,
+        privacy_mode=ctx.get("privacy_mode"),
+        ppcs=[
+            ("exact fit", ppc, "exact tables"),
+            ("privacy fit (published)", private_ppc, "noisy county tables"),
+        ],
+        behaviours=[("exact fit", behaviour)]
+        + ([("privacy fit (published)", private_behaviour)] if both_fits else []),
+        blocks=blocks,
+        reliability_rule=first_key(metadata, "reliability_rule"),
+        privacy=privacy,
+    )
+    for number, study in enumerate(studies):
+        from models.calibration_plot import coverage_by_size_figure
+
+        book.add(
+            f"study_{number}",
+            coverage_by_size_figure(
+                pd.DataFrame(study["data"]["pooled"]),
+                title="",
+                figsize=(F.TEXT_WIDTH_IN, 3.0),
+            ),
+            f"Calibration study '{study['name']}': coverage against size, replicate worlds pooled",
+            f"{len(study['data'].get('seeds') or [])} replicate worlds of scenario "
+            f"{Path(str(study['data'].get('scenario', ''))).stem or study['name']}"
+            + (
+                " with " + ", ".join(Path(c).stem for c in study["data"]["configfiles"])
+                if study["data"].get("configfiles")
+                else ""
+            )
+            + ": share of units whose 90% interval (5%-95% quantiles of summed draws) holds the "
+            "truth, against mean persons per unit (log scale), published draws (purple) and "
+            "exact fit (blue), with Wilson 95% error bars and the 0.85-0.95 target band. Points "
+            "below the band: intervals too narrow for sums of that size "
+            f"({study['path']}).",
+        )
+    study_tables = [
+        {
+            "name": study["name"],
+            "replicates": len(study["data"].get("seeds") or []),
+            "rows": H.calibration_table(None, study)[0],
+            "figure": f"study_{number}",
+        }
+        for number, study in enumerate(studies)
+    ]
+    files = U.published_files(Path(ctx["run_dir"]) / "published")
+    example = U.district_example(ctx.get("draws"), blocks)
     context = {
         "title": settings["title"],
         "run": config.get("run", Path(ctx["run_dir"]).name),
         "generated": dt.date.today().isoformat() if settings.get("stamp_date") else None,
         "sections": SECTIONS,
+        "secno": {sid: number for number, (sid, _) in enumerate(SECTIONS, start=1)},
         "fig": book.items,
         "headline": _records(headline),
         "n_blocks": len(blocks),
@@ -642,6 +847,33 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         },
         "ppc_misfits": _records(misfits),
         "ppc_sentences": N.ppc_sentences(ppc),
+        "private_ppc_summary": None
+        if private_ppc is None or private_ppc.empty
+        else {
+            "patterns": len(private_ppc),
+            "inside": float(private_ppc["inside"].mean()),
+            "draws": private_ppc.attrs.get("draws"),
+            "persons_outside": float(private_ppc.loc[~private_ppc["inside"], "observed"].sum()),
+            "persons": float(private_ppc["observed"].sum()),
+        },
+        "private_ppc_misfits": _records(private_misfits),
+        "summary_findings": summary_findings,
+        "summary_table": summary_table,
+        "summary_headings": summary_headings,
+        "study_tables": study_tables,
+        "study_root": ctx.get("calibration_study_root"),
+        "published_files": files,
+        "column_glossary": U.column_glossary(files),
+        "reliability_rule": U.reliability_rule(metadata),
+        "reliability_check": U.reliability_check(blocks),
+        "district_example": example,
+        "district_code": U.district_code(example),
+        "census_moe_rule": first_key(
+            first_key(metadata, "census_convention", default={}) or {}, "moe"
+        ),
+        "glossary": GLOSSARY,
+        "code_commit": code_commit(),
+        "published_sha256": first_key(metadata, "files_sha256", default={}) or {},
         "noise_sentences": noise_sentences,
         # Summary: the citizen error of the published estimates and whether their intervals
         # still cover (or, without an evaluation, that the cost is unmeasured).
@@ -718,10 +950,11 @@ def render_html(
     config: dict,
     bench_dir: str | Path | None = None,
     sensitivity_summary: str | Path | None = None,
+    calibration_study: str | Path | None = None,
 ) -> Rendered:
     """Load the run and render the self-contained HTML report."""
     settings = settings_from_config(config)
-    ctx = load_run(run_dir, config, bench_dir, sensitivity_summary)
+    ctx = load_run(run_dir, config, bench_dir, sensitivity_summary, calibration_study)
     context, book = build_context(ctx, settings)
     html = _environment().get_template("report.html.j2").render(**context)
     return Rendered(
@@ -761,11 +994,12 @@ def write_report(
     pdf_path: str | Path | None = None,
     bench_dir: str | Path | None = None,
     sensitivity_summary: str | Path | None = None,
+    calibration_study: str | Path | None = None,
 ) -> Rendered:
     """Render and write ``report.html`` (and ``report.pdf``) atomically."""
     from pipeline_common.io import write_bytes, write_text
 
-    rendered = render_html(run_dir, config, bench_dir, sensitivity_summary)
+    rendered = render_html(run_dir, config, bench_dir, sensitivity_summary, calibration_study)
     write_text(rendered.html, html_path)
     log.info(
         "wrote %s (%d figures, %.1f kB)",
@@ -791,6 +1025,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
     parser.add_argument("--bench", default=None, help="benchmarks/{run} (default guessed)")
     parser.add_argument("--sensitivity", default="results/sensitivity/summary.csv")
+    parser.add_argument(
+        "--calibration-study",
+        default="results/calibration",
+        help="folder of the calibration study (one subfolder per scenario; shown when present)",
+    )
     parser.add_argument("--no-pdf", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
@@ -805,6 +1044,7 @@ def main(argv: list[str] | None = None) -> None:
         None if args.no_pdf else out / "report.pdf",
         bench,
         args.sensitivity,
+        args.calibration_study,
     )
 
 
