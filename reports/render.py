@@ -304,7 +304,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     privacy = S.privacy_parameters(ctx)
     metrics = S.method_metrics(ctx)
     methods = S.methods_present(metrics) if not metrics.empty else []
-    curve = S.coverage_curve(ctx)
+    curve = H.with_block_pit(S.coverage_curve(ctx), ctx.get("calibration_eval"))
 
     # --- sources and linkage
     sources = S.sources_table(ctx)
@@ -761,7 +761,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         {
             "name": study["name"],
             "replicates": len(study["data"].get("seeds") or []),
-            "rows": H.calibration_table(None, study)[0],
+            "rows": H.study_table(study),
             "figure": f"study_{number}",
         }
         for number, study in enumerate(studies)
@@ -861,6 +861,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "summary_table": summary_table,
         "summary_headings": summary_headings,
         "study_tables": study_tables,
+        "study_sentences": H.study_sentences(studies),
         "study_root": ctx.get("calibration_study_root"),
         "published_files": files,
         "column_glossary": U.column_glossary(files),

@@ -848,7 +848,12 @@ NOISE_METRICS = (
     ("mae", "Block MAE (persons)", ("block_mae",), ("mae",)),
     ("rmse", "Block RMSE (persons)", ("block_rmse",), ("rmse",)),
     ("bias", "Block bias (persons, est. − true)", ("block_bias",), ("bias",)),
-    ("coverage90", "Block 90% coverage", ("coverage90_inclusive",), ("coverage90",)),
+    (
+        "coverage90",
+        "Block 90% coverage, equal-tailed (inclusive)",
+        ("coverage90_inclusive",),
+        ("coverage90",),
+    ),
     ("width", "Mean 90% width (persons)", ("mean_width90",), ("mean_width90",)),
     ("tract", "Tract mean abs. rel. error", ("tract_mean_abs_rel_error",), ()),
     ("county_mean", "County mean abs. rel. error", (), ()),
