@@ -394,7 +394,8 @@ def convergence(posterior) -> tuple[Figure | None, dict]:
     right.set_ylabel("parameters")
     right.legend()
     stats = {
-        "parameters": int(rhat.size),
+        # Structural constants have an undefined R-hat: counted out, as az.summary does.
+        "parameters": int(np.isfinite(rhat).sum()),
         "max_rhat": float(np.nanmax(rhat)),
         "min_ess_bulk": float(np.nanmin(ess)),
         "share_rhat_over_1_01": float(np.mean(rhat > 1.01)),

@@ -201,8 +201,15 @@ def _diagnostics_sentences(
         out.append(
             (
                 "warn" if stats["max_rhat"] > rhat_max else "info",
-                f"Recomputed by the report over all {stats['parameters']:,} posterior "
-                f"parameters: largest R-hat {stats['max_rhat']:.3f} "
+                f"Recomputed by the report over all {stats['parameters']:,} scalar entries of "
+                "the saved posterior ("
+                + (
+                    f"the {int(diagnostics['n_params']):,} free parameters and the quantities "
+                    "derived from them"
+                    if diagnostics.get("n_params")
+                    else "free parameters and derived quantities"
+                )
+                + f", constants with undefined R-hat left out): largest R-hat {stats['max_rhat']:.3f} "
                 f"({_pct(over)} above 1.01), smallest bulk ESS {stats['min_ess_bulk']:,.0f}.",
             )
         )

@@ -315,7 +315,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         F.source_records(sources),
         "Records by source",
         "Records each agency holds (grey), records withheld by policy before linkage "
-        "(vermillion) and records linked to a census person (blue), log scale. The gap "
+        "(vermillion) and records linked to a census person (blue), counts from zero. The gap "
         "between grey and blue is what linkage lost; withheld records never reached it.",
     )
     book.add(
@@ -374,13 +374,14 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             int(settings["rank_plot_panels"]),
             first_key(first_key(diag_raw, "top_parameters", default={}), "names"),
         ),
-        "Rank plots of the exact fit (ArviZ)",
-        "Fractional-rank Delta-ECDF of each chain (one colour per chain) for the exact fit's "
-        "top-level parameters (arviz-plots plot_rank, multi-chain test). Chains that sample "
-        "the same distribution give lines that stay close to the flat zero line and to each "
-        "other; mirror-image arcs mean one chain sits higher than the other. The p-value in "
-        "each panel is the multi-chain uniformity test: below the stated alpha it flags "
-        "chains that disagree, and highlighted points mark the ranks where they do.",
+        "Rank plots of the exact fit",
+        "What to see: each chain's line should stay inside the grey band; a line above it at "
+        "one end and below at the other means that chain sat higher or lower than the others. "
+        "All chains' draws of one parameter are ranked together, and each chain's ranks are "
+        "counted in 20 bins (draws per bin; the dashed line is the count if the chains agree, "
+        "the grey band its 99% range). Panels: the model's top-level parameters (s.d. of tract "
+        "effects by class, county intercepts, age effects) and the three entries with the "
+        "largest R-hat.",
     )
     privacy_posterior = ctx.get("privacy_posterior")
     private_diag = ctx.get("privacy_diagnostics") or {}
@@ -401,8 +402,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             first_key(first_key(private_diag, "top_parameters", default={}), "names"),
         ),
         "Rank plots of the privacy fit (published)",
-        "As the rank plots of the exact fit, for the privacy fit: lines inside the grey "
-        "envelope mean both chains sample the same distribution.",
+        "As for the exact fit: lines inside the grey band mean the chains sample the same "
+        "distribution; panels are the top-level parameters and the three entries with the "
+        "largest R-hat of the privacy fit.",
     )
     book.add(
         "behaviour_profile",
@@ -424,20 +426,19 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             else behaviour
         ),
         "Estimated source behaviour against the generating values",
-        "Posterior mean (marker) and 90% interval (bar) of source behaviours whose generating "
-        "value is known, stated given a link (the model's own probabilities include the chance "
-        "of no link): e.g. how often the Numident still says 'noncitizen' for a naturalized "
-        "citizen. "
+        "What to see: bars that do not cross the dashed zero line (marked ✗) are source "
+        "behaviours the fit learned wrongly. Each row is a behaviour whose generating value is "
+        "known (truth/parameters.json; 'links' rows: the source's realized coverage of the "
+        "class times its share of records shared and linked), e.g. how often the Numident "
+        "still says 'noncitizen' for a naturalized citizen, stated given a link. Marker: "
+        "posterior mean minus the generating value; bar: its 90% interval, in percentage "
+        "points. "
         + (
             "Blue circles: the exact fit; purple squares: the privacy fit to the noisy tables "
-            "(the fit that is published). "
+            "(the fit that is published)."
             if both_fits
             else ""
-        )
-        + "Open diamonds are the values that generated the synthetic data (truth/"
-        "parameters.json; for the 'links' rows, the source's realized coverage of the class "
-        "times its share of records that were shared and linked); a diamond outside a bar "
-        "is a behaviour that fit learned wrongly.",
+        ),
     )
     ppc = ctx.get("ppc")
     misfits = (
@@ -499,8 +500,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             vmax=float(min(1.0, share.quantile(0.98) or 1)),
         ),
         "Map: estimated noncitizen share",
-        "Each square is a block on the synthetic plane (one panel per county, black lines are "
-        "tract boundaries), coloured by the published noncitizen estimate divided by the "
+        "Each square is a block on the synthetic plane (counties side by side at one scale; "
+        "black lines are tract boundaries, labels the tract code, digits 6-11 of a block's "
+        "GEOID), coloured by the published noncitizen estimate divided by the "
         f"block's population: median block {share.median():.0%}, "
         f"{int((share > 0.25).sum()):,} of {int(share.notna().sum()):,} blocks above 25%. "
         + "; ".join(
@@ -526,7 +528,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "Map: uncertainty of the noncitizen estimate",
         "The same blocks coloured by the width of the 90% interval for noncitizens relative "
         f"to the block's population (median {width.median():.0%}; the colour scale ends at "
-        "the 98th percentile); hatched blocks carry the low-reliability flag. Bright "
+        "the 98th percentile; tract codes as in the map above); hatched blocks carry the low-reliability flag. Bright "
         "and hatched blocks are those whose estimate should not be read alone.",
     )
     book.add(
@@ -813,7 +815,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         + (
             N.diagnostics_sentences(
                 ctx.get("privacy_diagnostics"),
-                {},
+                conv_stats_p,
                 float(fit_targets["privacy"]["rhat_max"]),
                 float(fit_targets["privacy"]["ess_min"]),
                 "Privacy fit (published)",

@@ -800,7 +800,7 @@ def fit_diagnostics(
         if noisy:
             reads = "noisy tables: " + "; ".join(
                 f"{t.get('table', '?')} ({int(numeric(t.get('rows')) or 0):,} cells, "
-                f"noise s.d. {numeric(t.get('sigma')):.2g})"
+                f"noise s.d. {numeric(t.get('sigma')):.3g})"
                 for t in noisy
             )
         elif numeric(first_key(diag, "n_cells")):
