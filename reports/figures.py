@@ -418,7 +418,7 @@ def source_behaviour(behaviour: pd.DataFrame) -> Figure | None:
     fits = [f for f in ("exact", "privacy") if (table["fit"] == f).any()]
     fit_style = {
         "exact": (PALETTE["blue"], "o", "exact fit"),
-        "privacy": (PALETTE["purple"], "s", "privacy fit (published)"),
+        "privacy": (PALETTE["purple"], "s", "privacy fit"),
     }
     offsets = {"exact": 0.17, "privacy": -0.17} if len(fits) > 1 else {fits[0]: 0.0}
     fig, ax = new_figure((TEXT_WIDTH_IN, 0.42 * len(labels) + 1.1))
@@ -442,15 +442,19 @@ def source_behaviour(behaviour: pd.DataFrame) -> Figure | None:
             ecolor=colour,
             elinewidth=1.6,
             capsize=2.5,
-            label=f"{name}: mean and 90% interval",
+            label=f"{name}: mean, 90% interval",
         )
         missed = has & ((lo > 0) | (hi < 0))
-        for xi, yi in zip(np.where(hi[missed] < 0, lo[missed], hi[missed]), y[missed], strict=True):
-            ax.annotate(
+        # Inside the axes (right edge), so the printed size stays the text width.
+        edge = mpl.transforms.blended_transform_factory(ax.transAxes, ax.transData)
+        for yi in y[missed]:
+            ax.text(
+                0.995,
+                yi,
                 "✗",
-                (xi, yi),
-                xytext=(4 if xi > 0 else -10, -3),
-                textcoords="offset points",
+                transform=edge,
+                ha="right",
+                va="center",
                 fontsize=7,
                 color=PALETTE["vermillion"],
             )
@@ -552,7 +556,7 @@ def source_behaviour_profile(table: pd.DataFrame) -> Figure | None:
         # Three ticks, the outer labels aligned inwards: neighbouring panels' "100%" and "0%"
         # no longer run into each other.
         ax.set_xticks([0, 0.5, 1], ["0%", "50%", "100%"])
-        for label, align in zip(ax.get_xticklabels(), ("left", "center", "right"), strict=True):
+        for label, align in zip(ax.get_xticklabels(), ("left", "center", "right"), strict=False):
             label.set_horizontalalignment(align)
         ax.tick_params(axis="x", labelsize=6.5)
         ax.grid(False)

@@ -464,7 +464,8 @@ def accuracy_sentences(
 def convergence_sentences(fits: list[dict], privacy_mode: str | None = None) -> list[Sentence]:
     """Both fits' convergence, plainly: R-hat, bulk and tail ESS, divergences, verdict."""
     out = []
-    for fit in fits:
+    # The published fit first: its draws are the product.
+    for fit in sorted(fits, key=lambda f: f.get("fit") != "privacy"):
         name = (
             "Published (privacy) fit"
             if fit.get("fit") == "privacy"
