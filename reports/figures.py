@@ -477,9 +477,7 @@ def source_behaviour(behaviour: pd.DataFrame) -> Figure | None:
         * 100
     )
     ax.set_xlim(-span * 1.15 - 0.5, span * 1.15 + 0.5)
-    ax.set_xlabel(
-        "estimate minus generating value (percentage points); ✗: interval misses the truth"
-    )
+    ax.set_xlabel("estimate minus generating value (percentage points)")
     ax.grid(axis="y", visible=False)
     fig.legend(loc="outside upper center", ncols=3, fontsize=7)
     return fig
