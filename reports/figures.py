@@ -909,21 +909,113 @@ def calibration(
     return fig
 
 
-def calibration_levels(summary: pd.DataFrame) -> Figure | None:
-    """90% coverage against mean persons per unit, block to run total, published and exact
-    (``evaluation/calibration.json``; the figure of ``models.calibration_plot``, which the
-    calibration study and the ``evaluate_calibration`` rule draw too)."""
-    from models.calibration_plot import coverage_by_size_figure
+LEVEL_ORDER = (
+    "block",
+    "block_group",
+    "tract",
+    "district_300",
+    "district_1000",
+    "district_3000",
+    "district_10000",
+    "district_30000",
+    "county",
+    "total",
+)
+LEVEL_SHORT = {
+    "block": "blocks\n(PIT)",
+    "block_group": "block\ngroups",
+    "tract": "tracts",
+    "county": "counties",
+    "total": "run\ntotal",
+}
 
-    needed = {"method", "level", "quantity", "coverage", "coverage_lo95", "coverage_hi95"}
-    needed.add("mean_population")
+
+def _wilson(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson 95% interval of a binomial share."""
+    if n <= 0:
+        return share, share
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def calibration_levels(
+    summary: pd.DataFrame, band: tuple[float, float] = (0.85, 0.95)
+) -> Figure | None:
+    """90% coverage by aggregation level, block to run total, published and exact fit, for
+    citizens and CVAP: one point per level (blocks by the randomized PIT, as the summary),
+    Wilson 95% error bars, the target band and the 90% line. Levels are categories in order
+    of size (labels never collide); the mean persons per unit is printed under each."""
+    needed = {"method", "level", "quantity", "coverage", "n_units"}
     if summary is None or summary.empty or not needed <= set(summary):
         return None
-    table = summary.dropna(subset=["coverage", "mean_population"])
-    if table.empty:
+    rows = {(r["method"], r["level"], r["quantity"]): r for r in summary.to_dict("records")}
+    levels = [lvl for lvl in LEVEL_ORDER if any(k[1] == lvl for k in rows)]
+    if not levels:
         return None
-    with report_style():
-        return coverage_by_size_figure(table, title="", figsize=(TEXT_WIDTH_IN, 3.4))
+    # Citizens above CVAP, each the full text width: ten levels side by side need the room.
+    fig, axes = new_figure((TEXT_WIDTH_IN, 3.9), nrows=2, sharex=True)
+    x = np.arange(len(levels))
+    for ax, quantity in zip(axes, ("citizens", "cvap"), strict=True):
+        ax.axhspan(*band, color="#E8E8E8", lw=0, label=f"target {band[0]:.2f}-{band[1]:.2f}")
+        ax.axhline(0.9, color="black", lw=0.8, ls="--", label="nominal 0.90")
+        for method, colour, marker, offset, name in (
+            ("published", METHOD_COLOURS["published"], "s", -0.12, "published"),
+            ("exact", METHOD_COLOURS["model"], "o", 0.12, "exact fit"),
+        ):
+            xs, ys, lo, hi = [], [], [], []
+            for i, level in enumerate(levels):
+                row = rows.get((method, level, quantity))
+                if not row:
+                    continue
+                key = "pit_coverage" if level == "block" and row.get("pit_coverage") else "coverage"
+                value = row.get(key)
+                if value is None or not np.isfinite(value):
+                    continue
+                low, high = _wilson(float(value), int(row["n_units"]))
+                xs.append(i + offset)
+                ys.append(float(value))
+                lo.append(float(value) - low)
+                hi.append(high - float(value))
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[lo, hi],
+                fmt=marker,
+                ms=4,
+                color=colour,
+                capsize=2,
+                lw=1.2,
+                label=name,
+            )
+        persons = []
+        for level in levels:
+            row = next((rows[k] for k in rows if k[1] == level and k[2] == quantity), {})
+            n = row.get("mean_population")
+            persons.append(f"{n:,.0f}" if n is not None and np.isfinite(n) else "")
+        ax.set_xticks(
+            x,
+            [
+                f"{LEVEL_SHORT.get(lvl) or '~' + format(int(lvl.split('_')[-1]), ',')}\n{p}"
+                for lvl, p in zip(levels, persons, strict=True)
+            ],
+            fontsize=6.5,
+        )
+        ax.set_title(QUANTITY_TITLES.get(quantity, quantity), fontsize=8, loc="left")
+        ax.set_ylim(min(0.5, ax.get_ylim()[0]), 1.02)
+        ax.yaxis.set_major_formatter(PERCENT)
+        ax.grid(axis="x", visible=False)
+    fig.supylabel("units whose 90% interval holds the truth", fontsize=7.5)
+    fig.supxlabel(
+        "aggregation level (districts: ~persons); second line: mean persons per unit",
+        fontsize=7.5,
+    )
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=4, fontsize=7)
+    return fig
+
+
+QUANTITY_TITLES = {"citizens": "citizens", "cvap": "CVAP", "noncitizens": "noncitizens"}
 
 
 def gain_over_acs(summary: pd.DataFrame) -> Figure | None:

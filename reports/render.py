@@ -620,13 +620,13 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "calibration_levels",
         F.calibration_levels(calibration_summary),
         "Coverage at every level users sum to",
-        "Share of units whose true count lies inside the 90% interval of their summed draws, "
-        "against the mean persons per unit (log scale): blocks, block groups, tracts, compact "
-        "districts (runs of consecutive blocks; d3000: about 3,000 persons), counties and the "
-        "run total; purple the published draws, blue the exact fit (never published); error bars "
-        "are Wilson 95% intervals, the grey band the 0.85-0.95 target around the dashed 90% "
-        "line. Points below the band are intervals too narrow for that size of district; the "
-        "right-hand points are a handful of units each (evaluation/calibration.json).",
+        "What to see: points below the grey band are sizes of area whose intervals are too "
+        "narrow. Share of units whose true count lies inside the 90% interval of their summed "
+        "draws, this run: blocks (randomized PIT), block groups, tracts, compact districts "
+        "(runs of consecutive blocks of about 300 to 30,000 persons), counties and the run "
+        "total; purple squares the published draws, blue circles the exact fit (never "
+        "published); Wilson 95% error bars. The right-hand levels are a handful of units each "
+        "(evaluation/calibration.json).",
     )
     comparison_rows, comparison_summary, comparison_facts = S.comparison_tables(
         ctx.get("comparison_eval")
@@ -736,15 +736,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         privacy=privacy,
     )
     for number, study in enumerate(studies):
-        from models.calibration_plot import coverage_by_size_figure
-
         book.add(
             f"study_{number}",
-            coverage_by_size_figure(
-                pd.DataFrame(study["data"]["pooled"]),
-                title="",
-                figsize=(F.TEXT_WIDTH_IN, 3.0),
-            ),
+            F.calibration_levels(pd.DataFrame(study["data"]["pooled"]), H.band_of(study["data"])),
             f"Calibration study '{study['name']}': coverage against size, replicate worlds pooled",
             f"{len(study['data'].get('seeds') or [])} replicate worlds of scenario "
             f"{Path(str(study['data'].get('scenario', ''))).stem or study['name']}"
@@ -753,11 +747,12 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
                 if study["data"].get("configfiles")
                 else ""
             )
-            + ": share of units whose 90% interval (5%-95% quantiles of summed draws) holds the "
-            "truth, against mean persons per unit (log scale), published draws (purple) and "
-            "exact fit (blue), with Wilson 95% error bars and the 0.85-0.95 target band. Points "
-            "below the band: intervals too narrow for sums of that size "
-            f"({study['path']}).",
+            + ": what to see: points below the grey band are levels where the intervals are "
+            "too narrow for sums of that size. Share of units whose 90% interval (5%-95% "
+            "quantiles of summed draws) holds the truth, by aggregation level from blocks "
+            "(randomized PIT) to the run total, published draws (purple squares) and exact fit "
+            "(blue circles), Wilson 95% error bars (units of one world share its errors, so "
+            f"they understate the uncertainty) ({study['path']}).",
         )
     study_tables = [
         {
@@ -864,6 +859,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "summary_headings": summary_headings,
         "study_tables": study_tables,
         "study_sentences": H.study_sentences(studies),
+        "budget_sentences": [
+            item for item in H.study_sentences(studies[1:]) if "published draws" in item[1]
+        ],
         "study_root": ctx.get("calibration_study_root"),
         "published_files": files,
         "column_glossary": U.column_glossary(files),

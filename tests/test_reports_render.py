@@ -128,15 +128,27 @@ def test_report_says_what_is_weak(rendered):
 def test_calibration_at_every_level_section(rendered):
     html = rendered["html"]
     start = html.index('id="calibration-levels"')
-    section = html[start : html.index("</table>", start)]
+    section = html[start : html.index('id="calibration-study"', start)]
     assert "Calibration at every level users sum to" in section
     assert "benchmarks/calibration_study.py" in section
     assert 'id="fig-calibration_levels"' in section
-    # Levels from block to run total, published and exact fit, misses said in words.
-    for label in ("block (randomized PIT)", "block group", "tract", "county", "run total"):
-        assert f"<td>{label}</td>" in section, label
-    assert '<strong class="miss">missed</strong>' in section
-    assert "✓" not in section and "&#10003;" not in section and "✔" not in section
+    # The equal-tailed block check is named as such, beside the PIT it is not judged by.
+    assert "read inclusively" in section and "randomized PIT" in section
+    # The table is printed once, in the summary: levels from block to run total, both fits,
+    # a red cross where a target is missed.
+    summary = html[html.index('<section id="summary">') : html.index('<section id="using">')]
+    table = summary[summary.index("summary-cal") :]
+    table = table[: table.index("</table>")]
+    for label in ("blocks (randomized PIT)", "block groups", "tracts", "counties", "run total"):
+        assert f"<td>{label}" in table, label
+    assert '<span class="mark miss">✗</span>' in table
+    assert html.count('class="numbers compact summary-cal"') == 1 + len(
+        list(
+            (rendered["run_dir"].parent.parent / "results" / "calibration").glob(
+                "*/calibration.json"
+            )
+        )
+    )
 
 
 def test_missing_optional_inputs_are_listed(tmp_path, config):
