@@ -1223,7 +1223,7 @@ def sensitivity(table: pd.DataFrame | None, band: float = 0.03) -> Figure | None
 
 NOISE_PANELS = (
     ("mae", "Block MAE (persons)", None),
-    ("coverage90", "Block 90% interval coverage", "pct"),
+    ("coverage90", "Block 90% coverage, equal-tailed (inclusive)", "pct"),
     ("width", "Mean 90% interval width (persons)", None),
     ("county_mean", "County total: mean abs. relative error", "pct"),
 )

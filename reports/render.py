@@ -135,7 +135,7 @@ GLOSSARY = (
     (
         "reliability flag",
         "high / medium / low per block from the relative width of its interval and its size "
-        "(section 6).",
+        "(section 'Using these estimates').",
     ),
 )
 
@@ -566,9 +566,10 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "The same model fitted twice and checked against the same truth: blue bars are the "
         "exact fit (exact cells, never published), purple bars the published estimates "
         "(the refit to the noisy measurements, post-processed). Higher bars in the error and "
-        "width panels are the price of privacy; in the coverage panel, bars should stay near "
-        "the dashed 90% line: a published bar well below it means the intervals do not "
-        "account for all of the noise.",
+        "width panels are the price of privacy. The coverage panel uses equal-tailed intervals "
+        "read inclusively, which over-cover small counts even for a right model: a bar near "
+        "the dashed 90% line does not mean the intervals are calibrated (the randomized PIT of "
+        "the summary does).",
     )
 
     book.add(
@@ -590,13 +591,13 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         F.calibration(calibration if multi_level else curve),
         "Interval calibration",
         (
-            "Share of blocks whose true count falls inside the central interval of each "
-            "nominal level (50% to 95%), per method, from the block draws and the synthetic "
-            "truth (randomized PIT for discrete counts, computed by the report; at 90% it can "
-            "differ by a fraction of a point from the table, which uses the evaluation's own "
-            "randomization). Points on the dashed diagonal are honest intervals; below it, "
-            "intervals too narrow (overconfident); above it, too wide. 'Published' are the "
-            "released intervals, from the fit to the noisy measurements."
+            "What to see: lines below the dashed diagonal are intervals too narrow "
+            "(overconfident), above it too wide. Share of blocks whose true count falls inside "
+            "the central interval of each nominal level (50% to 95%), per method, from the block "
+            "draws and the synthetic truth, by the randomized PIT (the summary's measure, here "
+            "drawn with the report's own random numbers: differences of a few tenths of a point "
+            "at 90% are that randomness). 'Published' are the released intervals, from the fit "
+            "to the noisy measurements."
         )
         if multi_level
         else "Share of blocks whose true count falls inside the interval, per method and "

@@ -142,13 +142,7 @@ def test_calibration_at_every_level_section(rendered):
     for label in ("blocks (randomized PIT)", "block groups", "tracts", "counties", "run total"):
         assert f"<td>{label}" in table, label
     assert '<span class="mark miss">✗</span>' in table
-    assert html.count('class="numbers compact summary-cal"') == 1 + len(
-        list(
-            (rendered["run_dir"].parent.parent / "results" / "calibration").glob(
-                "*/calibration.json"
-            )
-        )
-    )
+    assert html.count('class="numbers compact summary-cal"') == 1
 
 
 def test_missing_optional_inputs_are_listed(tmp_path, config):
@@ -454,3 +448,42 @@ def test_summary_marks_agree_with_the_targets(rendered):
         inside = 0.85 - 1e-9 <= share <= 0.95 + 1e-9
         assert mark == ("ok" if inside else "miss"), (text, mark)
     assert checked >= 8
+
+
+def test_calibration_study_is_shown_when_present(tmp_path, config):
+    """A study folder (results/calibration/{name}/calibration.json) gets its figure, table and
+    sentences, with its numbers; without one the report says how to run it."""
+    from reports.render import render_html
+
+    run_dir = write_fixture_run(tmp_path / "results" / "fx")
+    summary = json.loads((run_dir / "evaluation" / "calibration.json").read_text())["summary"]
+    pooled = [
+        {
+            **row,
+            "n_replicates": 2,
+            "replicates_covered": 2 if row["level"] == "total" else None,
+            "target": ">= 0.875 of replicates" if row["level"] == "total" else "0.85-0.95",
+        }
+        for row in summary
+    ]
+    study = tmp_path / "calibration" / "tiny"
+    study.mkdir(parents=True)
+    (study / "calibration.json").write_text(
+        json.dumps({"pooled": pooled, "seeds": [1, 2], "scenario": "config/scenarios/tiny.yaml"})
+    )
+    import html as html_lib
+
+    html = html_lib.unescape(
+        render_html(run_dir, config, calibration_study=tmp_path / "calibration").html
+    )
+    assert 'id="fig-study_0"' in html
+    assert "Calibration study 'tiny' (2 replicate worlds pooled)" in html
+    row = next(
+        r
+        for r in pooled
+        if (r["method"], r["level"], r["quantity"]) == ("published", "block", "citizens")
+    )
+    assert f"blocks (PIT) {row['pit_coverage']:.1%}" in html
+    assert "2 of 2 covered" in html
+    html = render_html(run_dir, config, calibration_study=tmp_path / "nowhere").html
+    assert "No calibration study was found" in html
