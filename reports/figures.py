@@ -975,8 +975,8 @@ def calibration_levels(
                 low, high = _wilson(float(value), int(row["n_units"]))
                 xs.append(i + offset)
                 ys.append(float(value))
-                lo.append(float(value) - low)
-                hi.append(high - float(value))
+                lo.append(max(float(value) - low, 0.0))
+                hi.append(max(high - float(value), 0.0))
             ax.errorbar(
                 xs,
                 ys,
