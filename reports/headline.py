@@ -134,17 +134,12 @@ def cell(row: dict | None, level: str, band: tuple[float, float], units: list | 
     return {"text": text, "mark": mark}
 
 
-def calibration_table(
-    calibration_eval: Any, study: dict | None = None
-) -> tuple[list[dict], list[str]]:
-    """Rows of the summary's calibration table and its column headings.
-
-    Columns: this run, published citizens / CVAP and exact fit citizens / CVAP; then, when a
-    calibration study exists, its pooled published citizens / CVAP.
-    """
+def calibration_table(calibration_eval: Any) -> tuple[list[dict], list[str]]:
+    """Rows of the summary's calibration table (this run) and its column headings: published
+    citizens / CVAP and exact fit citizens / CVAP, block (randomized PIT) to run total. The
+    calibration study has its own tables (:func:`study_table`)."""
     rows_by_key = _rows(calibration_eval)
-    study_rows = {}  # the study has its own table in the validation section
-    if not rows_by_key and not study_rows:
+    if not rows_by_key:
         return [], []
     band = band_of(calibration_eval)
     units = (calibration_eval or {}).get("units") or {}
@@ -155,40 +150,19 @@ def calibration_table(
         ("exact", "cvap"),
     ]
     headings = ["Published: citizens", "Published: CVAP", "Exact fit: citizens", "Exact fit: CVAP"]
-    if study_rows:
-        headings += ["Study, published: citizens", "Study, published: CVAP"]
     out = []
     for level in ("block", *SUM_LEVELS):
         cells = [
             cell(rows_by_key.get((m, level, q)), level, band, units.get(level)) for m, q in columns
         ]
-        if study_rows:
-            study_band = band_of(study.get("data"))
-            cells += [
-                cell(study_rows.get(("published", level, q)), level, study_band)
-                for q in ("citizens", "cvap")
-            ]
         if all(c["text"] == "–" for c in cells):
             continue
-        first = next(
-            (
-                r
-                for r in (
-                    rows_by_key.get(("published", level, "citizens")),
-                    study_rows.get(("published", level, "citizens")),
-                )
-                if r
-            ),
-            {},
-        )
-        label = "blocks (randomized PIT)" if level == "block" else level_label(level)
+        first = rows_by_key.get(("published", level, "citizens")) or {}
         out.append(
             {
                 "level": level,
-                "label": label,
-                "units": numeric(
-                    rows_by_key.get(("published", level, "citizens"), {}).get("n_units")
-                ),
+                "label": "blocks (randomized PIT)" if level == "block" else level_label(level),
+                "units": numeric(first.get("n_units")),
                 "persons": numeric(first.get("mean_population")),
                 "cells": cells,
             }

@@ -715,9 +715,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
 
     # --- the summary page: every sentence from the evaluation files (reports.headline)
     studies = ctx.get("calibration_studies") or []
-    summary_table, summary_headings = H.calibration_table(
-        ctx.get("calibration_eval"), studies[0] if studies else None
-    )
+    summary_table, summary_headings = H.calibration_table(ctx.get("calibration_eval"))
     summary_findings = H.summary_findings(
         calibration_eval=ctx.get("calibration_eval"),
         studies=studies,
