@@ -1141,23 +1141,39 @@ def method_errors(metrics: pd.DataFrame, methods: list[str], keys: dict) -> Figu
         fontsize=7.5,
     )
     left.set_ylabel("block error (persons)")
-    levels = [(q, lvl) for q in quantities for lvl in ("tract", "county")]
+    all_quantities = [
+        q for q in ("citizens", "noncitizens", "cvap") if q in set(metrics["quantity"])
+    ]
+    levels = [(q, lvl) for q in all_quantities for lvl in ("tract", "county")]
+    # Dots, not bars: noncitizen relative errors are an order larger, so the axis is
+    # logarithmic, and a bar on a log axis starts from an arbitrary origin.
+    markers = {"model": "o", "published": "s", "record_rule": "^", "census_style": "D"}
     for i, method in enumerate(methods):
         values = [metric(metrics, method, q, *keys[lvl]) for q, lvl in levels]
-        right.bar(
+        right.plot(
             np.arange(len(levels)) + i * width,
-            [abs(v) if v is not None else np.nan for v in values],
-            width,
+            [abs(v) if v is not None and abs(v) > 0 else np.nan for v in values],
+            markers.get(method, "o"),
+            ms=5,
             color=METHOD_COLOURS.get(method, PALETTE["purple"]),
         )
     right.set_xticks(
         np.arange(len(levels)) + width * (len(methods) - 1) / 2,
-        [f"{lvl}\n{q}" for q, lvl in levels],
+        [
+            f"{lvl}\n" + {"citizens": "cit.", "noncitizens": "noncit.", "cvap": "CVAP"}.get(q, q)
+            for q, lvl in levels
+        ],
+        fontsize=6.5,
+    )
+    right.set_yscale("log")
+    right.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v * 100:g}%"))
+    right.set_ylabel("mean absolute relative error")
+    fig.legend(
+        *left.get_legend_handles_labels(),
+        loc="outside upper center",
+        ncols=len(methods),
         fontsize=7.5,
     )
-    right.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
-    right.set_ylabel("mean absolute relative error")
-    fig.legend(*left.get_legend_handles_labels(), loc="outside upper center", ncols=len(methods))
     return fig
 
 

@@ -170,6 +170,35 @@ def calibration_table(calibration_eval: Any) -> tuple[list[dict], list[str]]:
     return out, headings
 
 
+def with_published(metrics: pd.DataFrame, published_eval: Any) -> pd.DataFrame:
+    """``reports.summaries.method_metrics`` plus the published estimates as a method (from
+    ``evaluation/published.json``), so that accuracy tables and figures compare the product
+    itself with the baselines, not only the exact fit."""
+    block = (published_eval or {}).get("block") if isinstance(published_eval, dict) else None
+    if not block or metrics is None:
+        return metrics
+    rows = []
+    for quantity in ("citizens", "noncitizens", "cvap"):
+        b = block.get(quantity) or {}
+        tract = ((published_eval.get("tract") or {}).get(quantity)) or {}
+        county = ((published_eval.get("county") or {}).get(quantity)) or {}
+        for name, value in (
+            ("block_mae", b.get("mae")),
+            ("block_rmse", b.get("rmse")),
+            ("block_bias", b.get("bias")),
+            ("mean_width90", b.get("mean_width90")),
+            ("tract_mean_abs_rel_error", tract.get("mean_abs_relative_error")),
+            ("county_mean_abs_rel_error", county.get("mean_abs_relative_error")),
+        ):
+            if numeric(value) is not None:
+                rows.append(
+                    {"method": "published", "quantity": quantity, "metric": name, "value": value}
+                )
+    if not rows:
+        return metrics
+    return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True)
+
+
 def with_block_pit(curve: pd.DataFrame, calibration_eval: Any) -> pd.DataFrame:
     """The exact fit's 90% block coverage taken from ``evaluation/calibration.json`` (as the
     summary gives it), so the report states one randomized-PIT figure per fit, not two draws
@@ -178,6 +207,14 @@ def with_block_pit(curve: pd.DataFrame, calibration_eval: Any) -> pd.DataFrame:
     if curve is None or curve.empty or not rows:
         return curve
     curve = curve.copy()
+    published = [
+        {"method": "published", "quantity": q, "nominal": 0.9, "empirical": value}
+        for q in ("citizens", "cvap")
+        if (value := numeric((rows.get(("published", "block", q)) or {}).get("pit_coverage")))
+        is not None
+    ]
+    if published and not (curve["method"] == "published").any():
+        curve = pd.concat([curve, pd.DataFrame(published)], ignore_index=True)
     for quantity in ("citizens", "cvap"):
         value = numeric((rows.get(("exact", "block", quantity)) or {}).get("pit_coverage"))
         mask = (
