@@ -209,13 +209,13 @@ def with_block_pit(curve: pd.DataFrame, calibration_eval: Any) -> pd.DataFrame:
     curve = curve.copy()
     published = [
         {"method": "published", "quantity": q, "nominal": 0.9, "empirical": value}
-        for q in ("citizens", "cvap")
+        for q in ("citizens", "noncitizens", "cvap")
         if (value := numeric((rows.get(("published", "block", q)) or {}).get("pit_coverage")))
         is not None
     ]
     if published and not (curve["method"] == "published").any():
         curve = pd.concat([curve, pd.DataFrame(published)], ignore_index=True)
-    for quantity in ("citizens", "cvap"):
+    for quantity in ("citizens", "noncitizens", "cvap"):
         value = numeric((rows.get(("exact", "block", quantity)) or {}).get("pit_coverage"))
         mask = (
             (curve["method"] == "model")
