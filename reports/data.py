@@ -286,6 +286,7 @@ def load_run(
     config: dict,
     bench_dir: str | Path | None = None,
     sensitivity_summary: str | Path | None = None,
+    calibration_study: str | Path | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows, read from ``run_dir`` (= ``results/{run}``).
 
@@ -299,6 +300,9 @@ def load_run(
         ``benchmarks/{run}``: Snakemake benchmark files of the run's rules (optional).
     sensitivity_summary
         ``results/sensitivity/summary.csv`` if the sensitivity analysis ran (optional).
+    calibration_study
+        ``results/calibration``: the calibration study's folders (one per scenario and
+        budget, each with a ``calibration.json``), shown when present (optional).
 
     Returns
     -------
@@ -336,12 +340,17 @@ def load_run(
     if privacy_mode != "none":
         privacy_diagnostics = _optional_json(private_fit / "diagnostics.json", missing)
         if (private_fit / "posterior.nc").exists():
-            privacy_posterior = open_posterior(private_fit / "posterior.nc", missing, THETA_ONLY)
+            # The whole posterior: its diagnostics, rank plots and predictive check are drawn
+            # like the exact fit's (the published estimates come from this fit).
+            privacy_posterior = open_posterior(private_fit / "posterior.nc", missing)
+
+    from reports.headline import load_studies
 
     context = {
         "run_dir": str(run_dir),
         "config": config,
         "blocks": blocks,
+        "draws": draws,
         "geography": geography,
         "tracts": published_area_table(published, "tracts", "tract_id", blocks, draws, notes),
         "counties": published_area_table(published, "counties", "county_id", blocks, draws, notes),
@@ -366,10 +375,12 @@ def load_run(
         "benchmarks": read_benchmarks(Path(bench_dir) if bench_dir else None),
         "sensitivity": sensitivity,
         "sensitivity_path": str(sensitivity_summary) if sensitivity is not None else None,
+        "calibration_studies": load_studies(calibration_study),
+        "calibration_study_root": str(calibration_study) if calibration_study else None,
         "missing": missing,
         "notes": notes,
     }
-    from reports.ppc import exact_fit_ppc
+    from reports.ppc import exact_fit_ppc, privacy_fit_ppc
 
     context["exact_blocks"] = exact_fit_block_means(run_dir / "model" / "block_draws.parquet")
     from reports.calibration import run_calibration
@@ -386,6 +397,12 @@ def load_run(
         log.warning("posterior predictive check not computed: %s", exc)
         notes.append(f"The posterior predictive check could not be computed: {exc}")
         context["ppc"] = None
+    try:
+        context["privacy_ppc"] = privacy_fit_ppc(run_dir, config, privacy_posterior)
+    except Exception as exc:  # optional check, as above
+        log.warning("posterior predictive check of the privacy fit not computed: %s", exc)
+        notes.append(f"The privacy fit's posterior predictive check could not be computed: {exc}")
+        context["privacy_ppc"] = None
     for path in missing:
         log.warning("report input not found (the report says so): %s", path)
     return context

@@ -8,11 +8,11 @@ reader should see.
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
-import xarray as xr
 from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -63,13 +63,15 @@ def source_records(sources: pd.DataFrame) -> Figure | None:
         ax.barh(
             y + offset, np.where(values > 0, values, np.nan), height=bar, color=colour, label=label
         )
+        top = float(np.nanmax(table["records"].astype(float)))
         for yi, value in zip(y + offset, values, strict=True):
             if value > 0:
-                ax.text(value * 1.08, yi, f"{int(value):,}", va="center", fontsize=7)
-    ax.set_xscale("log")
+                ax.text(value + top * 0.01, yi, f"{int(value):,}", va="center", fontsize=6.5)
+    # Linear from zero: bar lengths compare as counts (a log axis starts nowhere in particular).
+    ax.set_xlim(0, float(np.nanmax(table["records"].astype(float))) * 1.18)
+    ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_yticks(y, table["Source"])
-    ax.set_xlabel("records (log scale)")
-    ax.set_xlim(right=ax.get_xlim()[1] * 4)
+    ax.set_xlabel("records")
     fig.legend(loc="outside upper center", ncols=3)
     ax.grid(axis="y", visible=False)
     return fig
@@ -183,7 +185,12 @@ def match_probabilities(
                 label="false links",
             )
             total = true_links.sum() + false_links.sum()
-            detail = f"{int(total):,} links, {false_links.sum() / max(total, 1):.1%} false"
+            n_false = int(false_links.sum())
+            share = n_false / max(total, 1)
+            # A count, not a rounded share: "0.0% false" beside drawn false links misleads.
+            detail = f"{int(total):,} links, {n_false:,} false" + (
+                f" ({share:.2%})" if n_false and share >= 0.0001 else ""
+            )
         else:
             values = probabilities.loc[probabilities["source"] == source, "match_probability"]
             ax.hist(values.clip(0, 1), bins=np.linspace(0, 1, 26), color=PALETTE["blue"])
@@ -239,39 +246,127 @@ def pick_rank_variables(
     return chosen
 
 
+PARAMETER_LABELS = {
+    "sigma_tract": "s.d. of tract effects",
+    "intercept": "county intercept",
+    "age_effect": "age effect",
+    "eta_tract": "tract effect",
+    "theta_logratio": "source log-ratio",
+}
+
+
+def _scalar_entries(ds, names: list[str]) -> list[tuple[str, dict, np.ndarray]]:
+    """(label, selection, draws chain x draw) for every scalar entry of ``names``."""
+    out = []
+    for name in names:
+        var = ds[name]
+        extra = [d for d in var.dims if d not in ("chain", "draw")]
+        index = np.ndindex(*[var.sizes[d] for d in extra]) if extra else [()]
+        for position in index:
+            selection = dict(zip(extra, position, strict=True))
+            values = var.isel(selection).transpose("chain", "draw").values
+            label = _entry_label(ds, name, selection)
+            out.append((label, selection, values))
+    return out
+
+
+def _entry_label(ds, name: str, selection: dict) -> str:
+    """Readable name of one scalar entry: labelled coordinates by their value (classes by
+    their printed name), unlabelled ones by number."""
+    parts = []
+    for dim, i in selection.items():
+        coord = ds[dim].values[i] if dim in ds.coords else None
+        if coord is not None and isinstance(coord, str | np.str_):
+            parts.append(class_label(str(coord)) if "class" in dim else str(coord))
+        elif dim.startswith("tract"):
+            parts.append(f"tract no. {i + 1}")
+        else:
+            parts.append(f"no. {i + 1}")
+    if name.startswith("theta_") and name != "theta_logratio":
+        label = "P(" + source_label(name[len("theta_") :]) + " says"
+        return label + (" | " + ", ".join(parts) if parts else "") + ")"
+    label = PARAMETER_LABELS.get(name, name.replace("_", " "))
+    return label + (f": {', '.join(parts)}" if parts else "")
+
+
 def rank_plot(posterior, limit: int = 6, preferred: list[str] | None = None) -> Figure | None:
-    """ArviZ rank (Delta-ECDF) plots of the model's top-level parameters, chain by chain."""
+    """Rank histograms (Vehtari et al. 2021) per chain: the model's top-level parameters and
+    the entries with the largest R-hat. Each panel pools all chains' draws, ranks them, and
+    counts each chain's ranks in 20 bins; chains that sample the same distribution give flat
+    histograms inside the grey 99% band of a uniform count."""
     if posterior is None or "posterior" not in posterior.children:
         return None
-    import arviz_plots as azp
+    import arviz as az
+    from scipy import stats
 
     ds = posterior["posterior"].to_dataset()
-    names = pick_rank_variables(ds, limit, preferred)
-    if not names:
+    chosen = _scalar_entries(ds, pick_rank_variables(ds, max(limit - 3, 1), preferred))
+    # The three entries whose chains disagree most, wherever they are.
+    rhat = az.rhat(posterior)
+    if hasattr(rhat, "children") and "posterior" in rhat.children:
+        rhat = rhat["posterior"].to_dataset()
+    worst = []
+    for name in ds.data_vars:
+        values = np.asarray(rhat[name].values, dtype=float)
+        for flat in np.argsort(np.nan_to_num(values, nan=0).ravel())[::-1][:3]:
+            if np.isfinite(values.ravel()[flat]):
+                worst.append((float(values.ravel()[flat]), name, flat))
+    worst.sort(reverse=True)
+    seen = {label for label, _, _ in chosen}
+    for value, name, flat in worst:
+        if len(chosen) >= limit:
+            break
+        var = ds[name]
+        extra = [d for d in var.dims if d not in ("chain", "draw")]
+        position = np.unravel_index(flat, [var.sizes[d] for d in extra]) if extra else ()
+        selection = dict(zip(extra, (int(p) for p in position), strict=True))
+        values = var.isel(selection).transpose("chain", "draw").values
+        label = _entry_label(ds, name, selection) + f" (R-hat {value:.3f})"
+        if label not in seen:
+            chosen.append((label, selection, values))
+            seen.add(label)
+    chosen = chosen[:limit]
+    if not chosen:
         return None
-    # arviz-plots selects panels by coordinate: give every dimension one (integers if absent).
-    missing = {d: np.arange(ds.sizes[d]) for d in ds.dims if d not in ds.coords}
-    if missing:
-        posterior = xr.DataTree.from_dict({"posterior": ds.assign_coords(missing)})
-    panels = sum(
-        int(np.prod([ds[n].sizes[d] for d in ds[n].dims if d not in ("chain", "draw")]))
-        for n in names
+    cols = 3
+    rows = math.ceil(len(chosen) / cols)
+    fig, axes = new_figure(
+        (TEXT_WIDTH_IN, 1.45 * rows + 0.5), nrows=rows, ncols=cols, squeeze=False, sharey=True
     )
-    with report_style():
-        collection = azp.plot_rank(
-            posterior,
-            var_names=names,
-            backend="matplotlib",
-            col_wrap=3,
-            figure_kwargs={
-                "figsize": (TEXT_WIDTH_IN, 1.9 * math.ceil(panels / 3)),
-                "layout": "constrained",
-            },
-        )
-    fig = collection.viz["figure"].item()
-    for ax in fig.axes:
-        ax.tick_params(labelsize=7)
-        ax.title.set_fontsize(8)
+    bins = 20
+    chain_colours = [PALETTE["blue"], PALETTE["orange"], PALETTE["green"], PALETTE["purple"]]
+    for ax, (label, _, values) in zip(axes.flat, chosen, strict=False):
+        n_chains, n_draws = values.shape
+        ranks = stats.rankdata(values.ravel()).reshape(values.shape) / values.size
+        expected = n_draws / bins
+        low, high = stats.binom.ppf([0.005, 0.995], n_draws, 1 / bins)
+        ax.axhspan(low, high, color="#E4E4E4", lw=0)
+        ax.axhline(expected, color=PALETTE["grey"], lw=0.8, ls="--")
+        edges = np.linspace(0, 1, bins + 1)
+        for c in range(n_chains):
+            counts, _ = np.histogram(ranks[c], bins=edges)
+            ax.stairs(
+                counts,
+                edges,
+                color=chain_colours[c % 4],
+                lw=1.2,
+                baseline=None,
+                label=f"chain {c + 1}",
+            )
+        ax.set_title(textwrap.fill(label, 38), fontsize=6.5, fontweight="normal")
+        ax.set_xlim(0, 1)
+        ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
+        ax.tick_params(labelsize=6.5)
+        ax.grid(False)
+    for ax in list(axes.flat)[len(chosen) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("draws per bin", fontsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles.append(mpl.patches.Patch(color="#E4E4E4", label="99% band of a uniform count"))
+    labels.append("99% band of a uniform count")
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), fontsize=7)
+    fig.supxlabel("rank of the draw among all chains' draws (fraction)", fontsize=7.5)
     return fig
 
 
@@ -299,7 +394,8 @@ def convergence(posterior) -> tuple[Figure | None, dict]:
     right.set_ylabel("parameters")
     right.legend()
     stats = {
-        "parameters": int(rhat.size),
+        # Structural constants have an undefined R-hat: counted out, as az.summary does.
+        "parameters": int(np.isfinite(rhat).sum()),
         "max_rhat": float(np.nanmax(rhat)),
         "min_ess_bulk": float(np.nanmin(ess)),
         "share_rhat_over_1_01": float(np.mean(rhat > 1.01)),
@@ -308,49 +404,82 @@ def convergence(posterior) -> tuple[Figure | None, dict]:
 
 
 def source_behaviour(behaviour: pd.DataFrame) -> Figure | None:
-    """Estimated source behaviour (posterior mean, 90% interval) against the generating value;
-    one row per behaviour, one marker per fit (exact fit, and the privacy fit when present)."""
-    table = behaviour.dropna(subset=["mean"])
+    """Estimated source behaviour against the generating value, as the error of the estimate
+    (posterior mean and 90% interval minus the generating value, percentage points): a few
+    points of error are visible at this scale, where on a 0-100% axis the intervals hid under
+    the markers. One row per behaviour, one line per fit; zero is the truth."""
+    table = behaviour.dropna(subset=["mean", "truth"])
     if table.empty:
         return None
     if "fit" not in table:
         table = table.assign(fit="exact")
-    table = table.astype({"lo90": float, "hi90": float, "truth": float})
+    table = table.astype({"lo90": float, "hi90": float, "truth": float, "mean": float})
     labels = list(dict.fromkeys(table["label"]))[::-1]
     fits = [f for f in ("exact", "privacy") if (table["fit"] == f).any()]
     fit_style = {
         "exact": (PALETTE["blue"], "o", "exact fit"),
         "privacy": (PALETTE["purple"], "s", "privacy fit"),
     }
-    offsets = {"exact": 0.13, "privacy": -0.13} if len(fits) > 1 else {fits[0]: 0.0}
-    fig, ax = new_figure((TEXT_WIDTH_IN, 0.55 * len(labels) + 1.2))
+    offsets = {"exact": 0.17, "privacy": -0.17} if len(fits) > 1 else {fits[0]: 0.0}
+    fig, ax = new_figure((TEXT_WIDTH_IN, 0.42 * len(labels) + 1.1))
     y_of = {label: i for i, label in enumerate(labels)}
+    ax.axvline(0, color=PALETTE["vermillion"], lw=1.2, ls="--", label="generating value")
     for fit in fits:
         part = table[table["fit"] == fit]
         y = part["label"].map(y_of).to_numpy(float) + offsets[fit]
         colour, marker, name = fit_style[fit]
-        if part["lo90"].notna().any():
-            ax.hlines(y, part["lo90"], part["hi90"], color=colour, lw=2.2)
-        ax.plot(part["mean"], y, marker, color=colour, label=f"{name} (mean, 90% interval)")
-    truth = table.drop_duplicates("label").dropna(subset=["truth"])
-    ax.plot(
-        truth["truth"],
-        truth["label"].map(y_of).to_numpy(float),
-        "D",
-        mfc="none",
-        ms=8,
-        mew=1.5,
-        color=PALETTE["vermillion"],
-        label="generating value (truth)",
-    )
+        mean = (part["mean"] - part["truth"]).to_numpy() * 100
+        lo = (part["lo90"] - part["truth"]).to_numpy() * 100
+        hi = (part["hi90"] - part["truth"]).to_numpy() * 100
+        has = np.isfinite(lo) & np.isfinite(hi)
+        ax.errorbar(
+            mean[has],
+            y[has],
+            xerr=np.vstack([mean[has] - lo[has], hi[has] - mean[has]]).clip(0),
+            fmt=marker,
+            ms=3.5,
+            color=colour,
+            ecolor=colour,
+            elinewidth=1.6,
+            capsize=2.5,
+            label=f"{name}: mean, 90% interval",
+        )
+        missed = has & ((lo > 0) | (hi < 0))
+        # Inside the axes (right edge), so the printed size stays the text width.
+        edge = mpl.transforms.blended_transform_factory(ax.transAxes, ax.transData)
+        for yi in y[missed]:
+            ax.text(
+                0.995,
+                yi,
+                "✗",
+                transform=edge,
+                ha="right",
+                va="center",
+                fontsize=7,
+                color=PALETTE["vermillion"],
+            )
     ax.set_yticks(
-        range(len(labels)), [label.replace(" | ", "\n| ") for label in labels], fontsize=8
+        range(len(labels)), [label.replace(" | ", "\n| ") for label in labels], fontsize=7
     )
     ax.set_ylim(-0.6, len(labels) - 0.4)
-    ax.set_xlim(-0.02, 1.02)
-    ax.xaxis.set_major_formatter(PERCENT)
-    ax.set_xlabel("probability that the source reports this category for this class")
-    fig.legend(loc="outside upper center", ncols=min(3, len(fits) + 1), fontsize=7.5)
+    span = (
+        float(
+            np.nanmax(
+                np.abs(
+                    np.r_[
+                        (table[["lo90", "hi90", "mean"]].sub(table["truth"], axis=0))
+                        .to_numpy()
+                        .ravel()
+                    ]
+                )
+            )
+        )
+        * 100
+    )
+    ax.set_xlim(-span * 1.15 - 0.5, span * 1.15 + 0.5)
+    ax.set_xlabel("estimate minus generating value (percentage points)")
+    ax.grid(axis="y", visible=False)
+    fig.legend(loc="outside upper center", ncols=3, fontsize=7)
     return fig
 
 
@@ -363,6 +492,20 @@ CATEGORY_COLOURS = {
     "unknown": PALETTE["yellow"],
 }
 CATEGORY_LABELS = {"none": "no link", "lpr": "LPR"}
+# Latent classes in reading order, with their printed names.
+CLASS_LABELS = {
+    "native_citizen": "Native-born citizen",
+    "naturalized": "Naturalized citizen",
+    "naturalized_withheld": "Naturalized, DHS records withheld",
+    "lpr": "LPR",
+    "other_noncitizen": "Other noncitizen",
+    "noncitizen_withheld": "Noncitizen, DHS records withheld",
+}
+
+
+def class_label(name: str) -> str:
+    """Printed name of a latent class."""
+    return CLASS_LABELS.get(name, STATUS_LABELS.get(name, name.replace("_", " ")))
 
 
 def source_behaviour_profile(table: pd.DataFrame) -> Figure | None:
@@ -375,7 +518,10 @@ def source_behaviour_profile(table: pd.DataFrame) -> Figure | None:
     sums = table.groupby(["source", "latent_class", "base"], sort=False)["mean"].sum()
     present = list(dict.fromkeys(table["source"]))
     sources = [s for s in SOURCES if s in present] + [s for s in present if s not in SOURCES]
-    classes = list(dict.fromkeys(table["latent_class"]))
+    present_classes = list(dict.fromkeys(table["latent_class"]))
+    classes = [k for k in CLASS_LABELS if k in present_classes] + [
+        k for k in present_classes if k not in CLASS_LABELS
+    ]
     bases = [b for b in CATEGORY_COLOURS if b in set(table["base"])]
     bases += [b for b in dict.fromkeys(table["base"]) if b not in bases]
     cols = 4
@@ -403,9 +549,13 @@ def source_behaviour_profile(table: pd.DataFrame) -> Figure | None:
             )
             left += values
         ax.set_title(source_label(source), fontsize=7.5, fontweight="normal")
-        ax.set_yticks(y, [STATUS_LABELS.get(k, k.replace("_", " ")) for k in classes], fontsize=7)
+        ax.set_yticks(y, [class_label(k) for k in classes], fontsize=7)
         ax.set_xlim(0, 1)
-        ax.xaxis.set_major_formatter(PERCENT)
+        # Three ticks, the outer labels aligned inwards: neighbouring panels' "100%" and "0%"
+        # no longer run into each other.
+        ax.set_xticks([0, 0.5, 1], ["0%", "50%", "100%"])
+        for label, align in zip(ax.get_xticklabels(), ("left", "center", "right"), strict=False):
+            label.set_horizontalalignment(align)
         ax.tick_params(axis="x", labelsize=6.5)
         ax.grid(False)
     for ax in list(axes.flat)[len(sources) :]:
@@ -532,76 +682,92 @@ def block_map(
     frame = blocks[["block_id", "county_id"]].assign(value=values.to_numpy())
     if hatch_mask is not None:
         frame["hatch"] = hatch_mask.to_numpy()
-    merged, counties, cols, rows = _map_panels(frame, geography)
+    merged, counties, _, _ = _map_panels(frame, geography)
     if merged.empty:
         return None
     finite = merged["value"].replace([np.inf, -np.inf], np.nan).dropna()
     vmax = vmax if vmax is not None else (float(finite.quantile(0.98)) if len(finite) else 1.0)
     vmax = vmax if vmax > 0 else 1.0
-    pad = float(merged["width"].max()) if "width" in merged else 1.0
-    # The same spans in every panel, so one block has the same size in every county.
-    span_x = float(merged.groupby("county_id")["x"].agg(lambda v: v.max() - v.min()).max())
-    span_y = float(merged.groupby("county_id")["y"].agg(lambda v: v.max() - v.min()).max())
-    span_x, span_y = span_x + 2 * pad, span_y + 2 * pad
-    panel_w = TEXT_WIDTH_IN / cols
-    panel_h = float(np.clip(panel_w * span_y / span_x, 1.2, 4.2))
-    fig, axes = new_figure(
-        (TEXT_WIDTH_IN, panel_h * rows + 0.9), nrows=rows, ncols=cols, squeeze=False
-    )
-    import matplotlib as mpl
-
+    if "width" not in merged:
+        merged["width"] = 1.0
+    if "height" not in merged:
+        merged["height"] = merged["width"]
+    # One panel, the synthetic plane as it is (counties side by side, one scale): no empty
+    # panels, and tract codes printed on the map so a block can be found (its GEOID is its
+    # tract's plus four digits; published/blocks.geojson has every square).
+    pad = float(merged["width"].max())
+    x0, x1 = merged["x"].min() - pad, merged["x"].max() + pad
+    y0, y1 = merged["y"].min() - pad, merged["y"].max() + 3 * pad
+    height = float(np.clip(TEXT_WIDTH_IN * (y1 - y0) / (x1 - x0), 2.0, 7.5))
+    fig, ax = new_figure((TEXT_WIDTH_IN, height + 0.8))
     norm = mpl.colors.Normalize(vmin=0, vmax=vmax)
     colormap = mpl.colormaps[cmap]
-    for ax, county in zip(axes.flat, counties, strict=False):
-        part = merged[merged["county_id"] == county]
-        width = part["width"] if "width" in part else pd.Series(1.0, index=part.index)
-        height = part["height"] if "height" in part else width
-        patches = [
-            Rectangle((x - w / 2, y - h / 2), w, h)
-            for x, y, w, h in zip(part["x"], part["y"], width, height, strict=True)
-        ]
-        colours = [
-            colormap(norm(v)) if np.isfinite(v) else (0.85, 0.85, 0.85, 1) for v in part["value"]
-        ]
-        ax.add_collection(
-            PatchCollection(patches, facecolor=colours, edgecolor="white", linewidth=0.2)
+    patches = [
+        Rectangle((x - w / 2, y - h / 2), w, h)
+        for x, y, w, h in zip(
+            merged["x"], merged["y"], merged["width"], merged["height"], strict=True
         )
-        ax.add_collection(LineCollection(tract_edges(part), colors="black", linewidths=0.7))
-        if "hatch" in part and part["hatch"].any():
-            flagged = part[part["hatch"].astype(bool)]
-            fw = flagged["width"] if "width" in flagged else pd.Series(1.0, index=flagged.index)
-            fh = flagged["height"] if "height" in flagged else fw
-            ax.add_collection(
-                PatchCollection(
-                    [
-                        Rectangle((x - w / 2, y - h / 2), w, h)
-                        for x, y, w, h in zip(flagged["x"], flagged["y"], fw, fh, strict=True)
-                    ],
-                    facecolor="none",
-                    edgecolor="black",
-                    linewidth=0.0,
-                    hatch="////",
-                )
+    ]
+    colours = [
+        colormap(norm(v)) if np.isfinite(v) else (0.85, 0.85, 0.85, 1) for v in merged["value"]
+    ]
+    ax.add_collection(PatchCollection(patches, facecolor=colours, edgecolor="white", lw=0.15))
+    for county in counties:
+        part = merged[merged["county_id"] == county]
+        ax.add_collection(LineCollection(tract_edges(part), colors="black", linewidths=0.6))
+        ax.text(
+            (part["x"].min() + part["x"].max()) / 2,
+            part["y"].max() + 1.2 * pad,
+            f"county {county} ({len(part):,} blocks)",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+    if "hatch" in merged and merged["hatch"].any():
+        flagged = merged[merged["hatch"].astype(bool)]
+        ax.add_collection(
+            PatchCollection(
+                [
+                    Rectangle((x - w / 2, y - h / 2), w, h)
+                    for x, y, w, h in zip(
+                        flagged["x"], flagged["y"], flagged["width"], flagged["height"], strict=True
+                    )
+                ],
+                facecolor="none",
+                edgecolor="black",
+                linewidth=0.0,
+                hatch="////",
             )
-        x0, y1 = part["x"].min() - pad, part["y"].max() + pad
-        ax.set_xlim(x0, x0 + span_x)
-        ax.set_ylim(y1 - span_y, y1)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        ax.set_title(f"county {county} ({len(part):,} blocks)", fontsize=8, fontweight="normal")
-    for ax in list(axes.flat)[len(counties) :]:
-        ax.set_visible(False)
+        )
+    if "tract_id" in merged:
+        centres = merged.groupby("tract_id")[["x", "y"]].median()
+        for tract, (cx, cy) in centres.iterrows():
+            ax.text(
+                cx,
+                cy,
+                str(tract)[5:9] + "." + str(tract)[9:11],
+                ha="center",
+                va="center",
+                fontsize=3.6,
+                color="white",
+                bbox={"boxstyle": "round,pad=0.1", "fc": (0, 0, 0, 0.55), "lw": 0},
+            )
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     mappable = mpl.cm.ScalarMappable(norm=norm, cmap=colormap)
     bar = fig.colorbar(
         mappable,
-        ax=axes,
+        ax=ax,
         orientation="horizontal",
         shrink=0.6,
         aspect=40,
+        pad=0.02,
         extend="max" if finite.max() > vmax else "neither",
     )
     bar.set_label(label)
@@ -632,8 +798,8 @@ def interval_width_by_size(blocks: pd.DataFrame, quantity: str = "noncitizens") 
     levels = [lvl for lvl in RELIABILITY_STYLE if (flags == lvl).any()]
     levels += [lvl for lvl in dict.fromkeys(flags) if lvl not in levels]
     for ax, values, ylabel in (
-        (left, width, f"90% interval width, {quantity} (persons)"),
-        (right, width / population, "interval width / block population"),
+        (left, width, f"{quantity}: 90% interval width\n(persons)"),
+        (right, width / population, "90% interval width\n/ block population"),
     ):
         for level in levels:
             mask = (flags == level).to_numpy()
@@ -653,7 +819,11 @@ def interval_width_by_size(blocks: pd.DataFrame, quantity: str = "noncitizens") 
         ax.set_ylabel(ylabel)
     right.yaxis.set_major_formatter(PERCENT)
     fig.legend(
-        *left.get_legend_handles_labels(), loc="outside upper center", ncols=max(1, len(levels))
+        *left.get_legend_handles_labels(),
+        loc="outside upper center",
+        ncols=max(1, len(levels)),
+        fontsize=7.5,
+        markerscale=1.5,
     )
     return fig
 
@@ -739,21 +909,113 @@ def calibration(
     return fig
 
 
-def calibration_levels(summary: pd.DataFrame) -> Figure | None:
-    """90% coverage against mean persons per unit, block to run total, published and exact
-    (``evaluation/calibration.json``; the figure of ``models.calibration_plot``, which the
-    calibration study and the ``evaluate_calibration`` rule draw too)."""
-    from models.calibration_plot import coverage_by_size_figure
+LEVEL_ORDER = (
+    "block",
+    "block_group",
+    "tract",
+    "district_300",
+    "district_1000",
+    "district_3000",
+    "district_10000",
+    "district_30000",
+    "county",
+    "total",
+)
+LEVEL_SHORT = {
+    "block": "blocks\n(PIT)",
+    "block_group": "block\ngroups",
+    "tract": "tracts",
+    "county": "counties",
+    "total": "run\ntotal",
+}
 
-    needed = {"method", "level", "quantity", "coverage", "coverage_lo95", "coverage_hi95"}
-    needed.add("mean_population")
+
+def _wilson(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson 95% interval of a binomial share."""
+    if n <= 0:
+        return share, share
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def calibration_levels(
+    summary: pd.DataFrame, band: tuple[float, float] = (0.85, 0.95)
+) -> Figure | None:
+    """90% coverage by aggregation level, block to run total, published and exact fit, for
+    citizens and CVAP: one point per level (blocks by the randomized PIT, as the summary),
+    Wilson 95% error bars, the target band and the 90% line. Levels are categories in order
+    of size (labels never collide); the mean persons per unit is printed under each."""
+    needed = {"method", "level", "quantity", "coverage", "n_units"}
     if summary is None or summary.empty or not needed <= set(summary):
         return None
-    table = summary.dropna(subset=["coverage", "mean_population"])
-    if table.empty:
+    rows = {(r["method"], r["level"], r["quantity"]): r for r in summary.to_dict("records")}
+    levels = [lvl for lvl in LEVEL_ORDER if any(k[1] == lvl for k in rows)]
+    if not levels:
         return None
-    with report_style():
-        return coverage_by_size_figure(table, title="", figsize=(TEXT_WIDTH_IN, 3.4))
+    # Citizens above CVAP, each the full text width: ten levels side by side need the room.
+    fig, axes = new_figure((TEXT_WIDTH_IN, 3.9), nrows=2, sharex=True)
+    x = np.arange(len(levels))
+    for ax, quantity in zip(axes, ("citizens", "cvap"), strict=True):
+        ax.axhspan(*band, color="#E8E8E8", lw=0, label=f"target {band[0]:.2f}-{band[1]:.2f}")
+        ax.axhline(0.9, color="black", lw=0.8, ls="--", label="nominal 0.90")
+        for method, colour, marker, offset, name in (
+            ("published", METHOD_COLOURS["published"], "s", -0.12, "published"),
+            ("exact", METHOD_COLOURS["model"], "o", 0.12, "exact fit"),
+        ):
+            xs, ys, lo, hi = [], [], [], []
+            for i, level in enumerate(levels):
+                row = rows.get((method, level, quantity))
+                if not row:
+                    continue
+                key = "pit_coverage" if level == "block" and row.get("pit_coverage") else "coverage"
+                value = row.get(key)
+                if value is None or not np.isfinite(value):
+                    continue
+                low, high = _wilson(float(value), int(row["n_units"]))
+                xs.append(i + offset)
+                ys.append(float(value))
+                lo.append(max(float(value) - low, 0.0))
+                hi.append(max(high - float(value), 0.0))
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[lo, hi],
+                fmt=marker,
+                ms=4,
+                color=colour,
+                capsize=2,
+                lw=1.2,
+                label=name,
+            )
+        persons = []
+        for level in levels:
+            row = next((rows[k] for k in rows if k[1] == level and k[2] == quantity), {})
+            n = row.get("mean_population")
+            persons.append(f"{n:,.0f}" if n is not None and np.isfinite(n) else "")
+        ax.set_xticks(
+            x,
+            [
+                f"{LEVEL_SHORT.get(lvl) or '~' + format(int(lvl.split('_')[-1]), ',')}\n{p}"
+                for lvl, p in zip(levels, persons, strict=True)
+            ],
+            fontsize=6.5,
+        )
+        ax.set_title(QUANTITY_TITLES.get(quantity, quantity), fontsize=8, loc="left")
+        ax.set_ylim(min(0.5, ax.get_ylim()[0]), 1.02)
+        ax.yaxis.set_major_formatter(PERCENT)
+        ax.grid(axis="x", visible=False)
+    fig.supylabel("units whose 90% interval holds the truth", fontsize=7.5)
+    fig.supxlabel(
+        "aggregation level (districts: ~persons); second line: mean persons per unit",
+        fontsize=7.5,
+    )
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=4, fontsize=7)
+    return fig
+
+
+QUANTITY_TITLES = {"citizens": "citizens", "cvap": "CVAP", "noncitizens": "noncitizens"}
 
 
 def gain_over_acs(summary: pd.DataFrame) -> Figure | None:
@@ -810,29 +1072,46 @@ def record_rule_cost(by_status: dict | None) -> Figure | None:
     ):
         values = np.array([row[2 + k] for row in rows])
         ax.barh(y, values, left=left, color=colour, height=0.65, label=label)
-        for yi, lo, value, row in zip(y, left, values, rows, strict=True):
-            wrong = (k == 0 and row[0] not in citizen_classes) or (
-                k == 1 and row[0] in citizen_classes
-            )
-            if value >= 0.04 or (wrong and value > 0):
+        for yi, lo, value in zip(y, left, values, strict=True):
+            # Inside a segment only when it is wide enough for its label (no overlaps).
+            if value >= 0.07:
                 ax.text(
-                    lo + value / 2 if value >= 0.04 else lo + value + 0.005,
+                    lo + value / 2,
                     yi,
                     f"{value:.1%}",
-                    ha="center" if value >= 0.04 else "left",
+                    ha="center",
                     va="center",
                     fontsize=7,
-                    color="white" if k < 2 and value >= 0.04 else "black",
-                    fontweight="bold" if wrong else "normal",
+                    color="white" if k < 2 else "black",
                 )
         left += values
+    # Mistakes about people, to the right of each bar: citizens labelled noncitizen and
+    # noncitizens labelled citizen, as a share and in persons.
+    for yi, row in zip(y, rows, strict=True):
+        status, persons = row[0], row[1]
+        wrong = row[3] if status in citizen_classes else row[2]
+        what = "labelled noncitizen" if status in citizen_classes else "labelled citizen"
+        ax.text(
+            1.02,
+            yi,
+            f"{what}:\n{wrong:.2%} ({round(wrong * persons):,})",
+            ha="left",
+            va="center",
+            fontsize=7,
+            fontweight="bold" if wrong > 0 else "normal",
+            color=PALETTE["vermillion"] if wrong > 0 else "black",
+            clip_on=False,
+        )
     ax.set_yticks(
         y, [f"{STATUS_LABELS.get(row[0], row[0])}\n({int(row[1]):,} persons)" for row in rows]
     )
     ax.set_xlim(0, 1)
+    ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.xaxis.set_major_formatter(PERCENT)
     ax.set_xlabel("share of persons of this true status")
     ax.grid(axis="y", visible=False)
+    ax.spines["right"].set_visible(False)
+    fig.get_layout_engine().set(rect=(0, 0, 0.84, 1))
     fig.legend(loc="outside upper center", ncols=3, fontsize=7.5)
     return fig
 
@@ -862,23 +1141,39 @@ def method_errors(metrics: pd.DataFrame, methods: list[str], keys: dict) -> Figu
         fontsize=7.5,
     )
     left.set_ylabel("block error (persons)")
-    levels = [(q, lvl) for q in quantities for lvl in ("tract", "county")]
+    all_quantities = [
+        q for q in ("citizens", "noncitizens", "cvap") if q in set(metrics["quantity"])
+    ]
+    levels = [(q, lvl) for q in all_quantities for lvl in ("tract", "county")]
+    # Dots, not bars: noncitizen relative errors are an order larger, so the axis is
+    # logarithmic, and a bar on a log axis starts from an arbitrary origin.
+    markers = {"model": "o", "published": "s", "record_rule": "^", "census_style": "D"}
     for i, method in enumerate(methods):
         values = [metric(metrics, method, q, *keys[lvl]) for q, lvl in levels]
-        right.bar(
+        right.plot(
             np.arange(len(levels)) + i * width,
-            [abs(v) if v is not None else np.nan for v in values],
-            width,
+            [abs(v) if v is not None and abs(v) > 0 else np.nan for v in values],
+            markers.get(method, "o"),
+            ms=5,
             color=METHOD_COLOURS.get(method, PALETTE["purple"]),
         )
     right.set_xticks(
         np.arange(len(levels)) + width * (len(methods) - 1) / 2,
-        [f"{lvl}\n{q}" for q, lvl in levels],
+        [
+            f"{lvl}\n" + {"citizens": "cit.", "noncitizens": "noncit.", "cvap": "CVAP"}.get(q, q)
+            for q, lvl in levels
+        ],
+        fontsize=6.5,
+    )
+    right.set_yscale("log")
+    right.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v * 100:g}%"))
+    right.set_ylabel("mean absolute relative error")
+    fig.legend(
+        *left.get_legend_handles_labels(),
+        loc="outside upper center",
+        ncols=len(methods),
         fontsize=7.5,
     )
-    right.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
-    right.set_ylabel("mean absolute relative error")
-    fig.legend(*left.get_legend_handles_labels(), loc="outside upper center", ncols=len(methods))
     return fig
 
 
@@ -944,7 +1239,7 @@ def sensitivity(table: pd.DataFrame | None, band: float = 0.03) -> Figure | None
 
 NOISE_PANELS = (
     ("mae", "Block MAE (persons)", None),
-    ("coverage90", "Block 90% interval coverage", "pct"),
+    ("coverage90", "Block 90% coverage, equal-tailed (inclusive)", "pct"),
     ("width", "Mean 90% interval width (persons)", None),
     ("county_mean", "County total: mean abs. relative error", "pct"),
 )

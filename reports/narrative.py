@@ -39,8 +39,9 @@ def coverage_sentences(curve: pd.DataFrame, tolerance: float) -> list[Sentence]:
                 (
                     "ok",
                     f"Model (exact fit) 90% intervals for block {quantity} covered the true "
-                    f"count in {_pct(value)} of blocks, within {_pct(tolerance, 0)} of the nominal "
-                    "90%: the stated uncertainty is honest at this level.",
+                    f"count in {_pct(value)} of blocks (randomized PIT), within "
+                    f"{_pct(tolerance, 0)} of the nominal 90% at block level (sums of blocks: "
+                    "see the calibration at every level below).",
                 )
             )
         elif gap < 0:
@@ -48,7 +49,8 @@ def coverage_sentences(curve: pd.DataFrame, tolerance: float) -> list[Sentence]:
                 (
                     "warn",
                     f"Model (exact fit) 90% intervals for block {quantity} covered the "
-                    f"true count in only {_pct(value)} of blocks ({_pct(-gap)} below nominal): the "
+                    f"true count in only {_pct(value)} of blocks (randomized PIT; {_pct(-gap)} "
+                    "below nominal): the "
                     "intervals are too narrow and overstate the precision of the estimates.",
                 )
             )
@@ -57,7 +59,8 @@ def coverage_sentences(curve: pd.DataFrame, tolerance: float) -> list[Sentence]:
                 (
                     "warn",
                     f"Model (exact fit) 90% intervals for block {quantity} covered the "
-                    f"true count in {_pct(value)} of blocks ({_pct(gap)} above nominal): the "
+                    f"true count in {_pct(value)} of blocks (randomized PIT; {_pct(gap)} above "
+                    "nominal): the "
                     "intervals are wider than they need to be (conservative).",
                 )
             )
@@ -198,8 +201,15 @@ def _diagnostics_sentences(
         out.append(
             (
                 "warn" if stats["max_rhat"] > rhat_max else "info",
-                f"Recomputed by the report over all {stats['parameters']:,} posterior "
-                f"parameters: largest R-hat {stats['max_rhat']:.3f} "
+                f"Recomputed by the report over all {stats['parameters']:,} scalar entries of "
+                "the saved posterior ("
+                + (
+                    f"the {int(diagnostics['n_params']):,} free parameters and the quantities "
+                    "derived from them"
+                    if diagnostics.get("n_params")
+                    else "free parameters and derived quantities"
+                )
+                + f", constants with undefined R-hat left out): largest R-hat {stats['max_rhat']:.3f} "
                 f"({_pct(over)} above 1.01), smallest bulk ESS {stats['min_ess_bulk']:,.0f}.",
             )
         )
@@ -261,17 +271,15 @@ def noise_sentences(table: pd.DataFrame, tolerance: float) -> list[Sentence]:
             else ""
         )
         low = published < 0.9 - tolerance
-        verdict = (
-            "the published intervals are too narrow for the added noise"
-            if low
-            else "the published intervals absorb the noise"
-        )
         exact_text = f"{_pct(exact)} for the exact fit, " if exact is not None else ""
         out.append(
             (
-                "warn" if low else "ok",
-                f"Block {quantity} 90% intervals covered the truth in {exact_text}"
-                f"{_pct(published)} for the published estimates{widths}: {verdict}.",
+                "warn" if low else "info",
+                f"Block {quantity} equal-tailed 90% intervals, read inclusively, held the truth "
+                f"in {exact_text}{_pct(published)} for the published estimates{widths}. This "
+                "measure over-covers small counts even when a model is right; the block "
+                "calibration measure is the randomized PIT (summary and section on "
+                "calibration at every level).",
             )
         )
     exact, published = value("citizens", "bias")

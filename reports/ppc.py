@@ -45,7 +45,12 @@ def pattern_label(problem, pattern: int) -> str:
 
 
 def pattern_ppc(
-    problem, posterior, rng: np.random.Generator, n_draws: int = 100
+    problem,
+    posterior,
+    rng: np.random.Generator,
+    n_draws: int = 100,
+    observed: np.ndarray | None = None,
+    noise_sd: np.ndarray | None = None,
 ) -> pd.DataFrame | None:
     """``pattern, observed, replicated, lo90, hi90, inside`` per evidence pattern.
 
@@ -59,6 +64,12 @@ def pattern_ppc(
         Generator for the replicated multinomials.
     n_draws
         Posterior draws used at most (evenly thinned).
+    observed
+        Observed total per pattern (default: the exact cells of ``problem``). The privacy fit
+        is checked against the noisy totals it read.
+    noise_sd
+        Standard deviation of the noise in each ``observed`` total: replicated totals get the
+        same noise, so that like is compared with like.
     """
     from models.latent_class import class_probs_np, parameter_names, pattern_lik_np, stack_draws
 
@@ -82,9 +93,12 @@ def pattern_ppc(
             probs[rows] = pi[rows] @ at_age.T
         probs /= probs.sum(axis=1, keepdims=True)
         replicated[row] = rng.multinomial(population, probs).sum(axis=0)
-    observed = np.bincount(
-        problem.cell_pattern, weights=problem.cell_count, minlength=problem.n_patterns
-    )
+    if noise_sd is not None:
+        replicated += rng.normal(0.0, 1.0, replicated.shape) * noise_sd
+    if observed is None:
+        observed = np.bincount(
+            problem.cell_pattern, weights=problem.cell_count, minlength=problem.n_patterns
+        )
     lo, hi = np.quantile(replicated, [0.05, 0.95], axis=0)
     table = pd.DataFrame(
         {
@@ -130,3 +144,59 @@ def exact_fit_ppc(run_dir: str | Path, config: dict, posterior) -> pd.DataFrame 
         config = {**config, "model": {**config["model"], "withheld_classes": withheld}}
     problem, _ = _problem(*paths, config)
     return pattern_ppc(problem, posterior, stage_rng(config.get("seed", 0), "report", "ppc"))
+
+
+def privacy_fit_ppc(run_dir: str | Path, config: dict, posterior) -> pd.DataFrame | None:
+    """The same pattern check for the privacy fit (the published one), against its own data.
+
+    The privacy fit read noisy tables; its only table of full evidence patterns is the county x
+    age group x pattern measurement. Observed: that table summed over counties and age groups
+    (noisy, as the fit saw it); replicated: the privacy fit's posterior spread over the same
+    public block x age populations, plus discrete-Gaussian-sized noise of the same variance.
+    The privacy fit has the four main classes (``model.noisy_withheld_classes``), so the problem
+    is built without the withheld subclasses unless its posterior has them.
+    """
+    from models.pipeline import WITHHELD_CLASSES
+    from models.stage import _problem
+    from pipeline_common.rng import stage_rng
+
+    run_dir = Path(run_dir)
+    paths = [
+        run_dir / "model" / name
+        for name in ("exact_measurements.parquet", "public_counts.parquet", "patterns.parquet")
+    ]
+    measurements_path = run_dir / "privacy" / "measurements.parquet"
+    if posterior is None or not all(p.exists() for p in [*paths, measurements_path]):
+        return None
+    post = posterior["posterior"]
+    fitted = {str(c) for c in post.coords["class"].values} if "class" in post.coords else set()
+    withheld = any(name in fitted for name in WITHHELD_CLASSES)
+    config = {**config, "model": {**config["model"], "withheld_classes": withheld}}
+    problem, _ = _problem(*paths, config)
+    patterns = pd.read_parquet(paths[2]).sort_values("pattern_id").reset_index(drop=True)
+    # The problem's patterns are patterns.parquet's rows in pattern_id order; check, never assume.
+    for s, source in enumerate(problem.source_names):
+        column = f"src_{source}"
+        if column not in patterns or len(patterns) != problem.n_patterns:
+            return None
+        names = np.asarray(problem.categories[s], dtype=object)[problem.pattern_codes[:, s]]
+        if not np.array_equal(names.astype(str), patterns[column].astype(str).to_numpy()):
+            return None
+    measured = pd.read_parquet(measurements_path)
+    full = measured[measured["pattern_level"] == "full"]
+    if full.empty:
+        return None
+    observed = (
+        full.groupby("pattern_id")["value"].sum().reindex(patterns["pattern_id"], fill_value=0)
+    )
+    noise_var = (
+        (full["sigma"] ** 2).groupby(full["pattern_id"]).sum().reindex(patterns["pattern_id"])
+    )
+    return pattern_ppc(
+        problem,
+        posterior,
+        stage_rng(config.get("seed", 0), "report", "ppc", "privacy"),
+        n_draws=60,
+        observed=observed.to_numpy(dtype=float),
+        noise_sd=np.sqrt(noise_var.fillna(0).to_numpy(dtype=float)),
+    )

@@ -25,8 +25,10 @@ import pandas as pd
 
 from pipeline_common.config import config_hash
 from reports import figures as F
+from reports import headline as H
 from reports import narrative as N
 from reports import summaries as S
+from reports import usage as U
 from reports.data import METHODS, first_key, load_run, numeric
 from reports.style import METHOD_LABELS, data_uri, figure_bytes
 
@@ -36,6 +38,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Section ids and titles, in order; the template and the tests use the same list.
 SECTIONS = (
     ("summary", "Summary"),
+    ("using", "Using these estimates"),
     ("sources", "Sources and governance"),
     ("linkage", "Linkage quality"),
     ("model", "Model"),
@@ -44,6 +47,7 @@ SECTIONS = (
     ("validation", "Validation against truth"),
     ("sensitivity", "Sensitivity"),
     ("reproducibility", "Reproducibility"),
+    ("glossary", "Glossary"),
 )
 REPORT_VERSIONS = ("matplotlib", "arviz", "arviz-plots", "jinja2", "weasyprint", "pandas")
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "report.schema.yaml"
@@ -58,6 +62,108 @@ def _schema_defaults() -> dict[str, Any]:
 
 
 DEFAULT_SETTINGS = _schema_defaults()
+
+
+GLOSSARY = (
+    ("CVAP", "citizen voting-age population: citizens aged 18 or more."),
+    (
+        "90% interval",
+        "the 5% and 95% quantiles of the posterior draws: the true count lies inside with "
+        "probability 90% if the model is right. Coverage = share of units where it did.",
+    ),
+    (
+        "MOE",
+        "margin of error, as the Census Bureau publishes it: half the width of the 90% "
+        "interval (ACS: 1.645 standard errors).",
+    ),
+    (
+        "PIT, randomized PIT",
+        "probability integral transform: where the truth falls in the distribution of the "
+        "draws (0 to 1). For counts a random point within the truth's probability step is "
+        "taken, so that a well-calibrated model gives uniform values; a block is covered at "
+        "90% when its PIT lies between 0.05 and 0.95. Equal-tailed intervals of small counts "
+        "read inclusively cover more than 90% even when the model is right, so blocks are "
+        "judged by the PIT.",
+    ),
+    (
+        "R-hat",
+        "rank-normalized split R-hat: compares the chains of the sampler; above 1.01 they "
+        "have not sampled the same distribution.",
+    ),
+    (
+        "ESS (bulk, tail)",
+        "effective sample size: how many independent draws the correlated draws are worth, "
+        "in the middle (bulk) and in the 5% and 95% tails (tail) of the posterior.",
+    ),
+    (
+        "divergence",
+        "a sampler step that failed numerically; any means part of the posterior may be missed.",
+    ),
+    (
+        "zCDP, rho",
+        "zero-concentrated differential privacy with parameter rho: the privacy loss of the "
+        "release; smaller rho means more noise and more privacy. Budgets of several "
+        "measurements add up.",
+    ),
+    (
+        "epsilon, delta",
+        "the same guarantee as (epsilon, delta)-differential privacy: any outcome becomes at "
+        "most e^epsilon times more or less likely when one person's data change, except with "
+        "probability delta.",
+    ),
+    (
+        "L2 sensitivity, d_in",
+        "how far (Euclidean distance) one person can move a table of counts; here one person "
+        "moves one unit between two cells, so sqrt(2). OpenDP calls this input distance d_in "
+        "and scales the noise to it.",
+    ),
+    (
+        "exact fit / privacy fit",
+        "the same model fitted to the exact tables (never published: the method at its best) "
+        "and to the noisy measurements (the source of every published number).",
+    ),
+    (
+        "evidence pattern",
+        "what every linked source says about one person (no link, citizen, naturalized, "
+        "noncitizen, ...), the unit the model counts.",
+    ),
+    (
+        "posterior predictive check",
+        "data replicated from the fitted model and compared with the observed data; observed "
+        "values outside the replicated interval show what the model fails to reproduce.",
+    ),
+    (
+        "reliability flag",
+        "high / medium / low per block from the relative width of its interval and its size "
+        "(section 'Using these estimates').",
+    ),
+)
+
+
+def code_commit() -> str | None:
+    """The code's git commit (with ``+ uncommitted changes`` when the work tree differs), or
+    None outside a git checkout."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + (" + uncommitted changes" if dirty else "") if head else None
 
 
 @dataclass
@@ -198,7 +304,10 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     privacy = S.privacy_parameters(ctx)
     metrics = S.method_metrics(ctx)
     methods = S.methods_present(metrics) if not metrics.empty else []
-    curve = S.coverage_curve(ctx)
+    # The published estimates beside the exact fit and the baselines (tables and figure).
+    metrics_all = H.with_published(metrics, ctx.get("published_eval"))
+    methods_all = S.methods_present(metrics_all) if not metrics_all.empty else []
+    curve = H.with_block_pit(S.coverage_curve(ctx), ctx.get("calibration_eval"))
 
     # --- sources and linkage
     sources = S.sources_table(ctx)
@@ -209,7 +318,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         F.source_records(sources),
         "Records by source",
         "Records each agency holds (grey), records withheld by policy before linkage "
-        "(vermillion) and records linked to a census person (blue), log scale. The gap "
+        "(vermillion) and records linked to a census person (blue), counts from zero. The gap "
         "between grey and blue is what linkage lost; withheld records never reached it.",
     )
     book.add(
@@ -268,13 +377,37 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             int(settings["rank_plot_panels"]),
             first_key(first_key(diag_raw, "top_parameters", default={}), "names"),
         ),
-        "Rank plots of the exact fit (ArviZ)",
-        "Fractional-rank Delta-ECDF of each chain (one colour per chain) for the exact fit's "
-        "top-level parameters (arviz-plots plot_rank, multi-chain test). Chains that sample "
-        "the same distribution give lines that stay close to the flat zero line and to each "
-        "other; mirror-image arcs mean one chain sits higher than the other. The p-value in "
-        "each panel is the multi-chain uniformity test: below the stated alpha it flags "
-        "chains that disagree, and highlighted points mark the ranks where they do.",
+        "Rank plots of the exact fit",
+        "What to see: each chain's line should stay inside the grey band; a line above it at "
+        "one end and below at the other means that chain sat higher or lower than the others. "
+        "All chains' draws of one parameter are ranked together, and each chain's ranks are "
+        "counted in 20 bins (draws per bin; the dashed line is the count if the chains agree, "
+        "the grey band its 99% range). Panels: the model's top-level parameters (s.d. of tract "
+        "effects by class, county intercepts, age effects) and the three entries with the "
+        "largest R-hat.",
+    )
+    privacy_posterior = ctx.get("privacy_posterior")
+    private_diag = ctx.get("privacy_diagnostics") or {}
+    conv_fig_p, conv_stats_p = F.convergence(privacy_posterior)
+    book.add(
+        "convergence_privacy",
+        conv_fig_p,
+        "R-hat and effective sample size of the privacy fit (published)",
+        "The same check for the fit whose draws are published: R-hat of every parameter "
+        "(left; bars right of the dashed 1.01 line are parameters whose chains disagree) and "
+        "bulk ESS (right; bars left of the dashed 400 line have noisy interval ends).",
+    )
+    book.add(
+        "rank_privacy",
+        F.rank_plot(
+            privacy_posterior,
+            int(settings["rank_plot_panels"]),
+            first_key(first_key(private_diag, "top_parameters", default={}), "names"),
+        ),
+        "Rank plots of the privacy fit (published)",
+        "As for the exact fit: lines inside the grey band mean the chains sample the same "
+        "distribution; panels are the top-level parameters and the three entries with the "
+        "largest R-hat of the privacy fit.",
     )
     book.add(
         "behaviour_profile",
@@ -296,25 +429,30 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             else behaviour
         ),
         "Estimated source behaviour against the generating values",
-        "Posterior mean (marker) and 90% interval (bar) of source behaviours whose generating "
-        "value is known, stated given a link (the model's own probabilities include the chance "
-        "of no link): e.g. how often the Numident still says 'noncitizen' for a naturalized "
-        "citizen. "
+        "What to see: bars that do not cross the dashed zero line (marked ✗) are source "
+        "behaviours the fit learned wrongly. Each row is a behaviour whose generating value is "
+        "known (truth/parameters.json; 'links' rows: the source's realized coverage of the "
+        "class times its share of records shared and linked), e.g. how often the Numident "
+        "still says 'noncitizen' for a naturalized citizen, stated given a link. Marker: "
+        "posterior mean minus the generating value; bar: its 90% interval, in percentage "
+        "points. "
         + (
             "Blue circles: the exact fit; purple squares: the privacy fit to the noisy tables "
-            "(the fit that is published). "
+            "(the fit that is published)."
             if both_fits
             else ""
-        )
-        + "Open diamonds are the values that generated the synthetic data (truth/"
-        "parameters.json; for the 'links' rows, the source's realized coverage of the class "
-        "times its share of records that were shared and linked); a diamond outside a bar "
-        "is a behaviour that fit learned wrongly.",
+        ),
     )
     ppc = ctx.get("ppc")
     misfits = (
         ppc[~ppc["inside"]].sort_values("miss", ascending=False).head(8)
         if ppc is not None and not ppc.empty
+        else None
+    )
+    private_ppc = ctx.get("privacy_ppc")
+    private_misfits = (
+        private_ppc[~private_ppc["inside"]].sort_values("miss", ascending=False).head(8)
+        if private_ppc is not None and not private_ppc.empty
         else None
     )
     book.add(
@@ -328,6 +466,17 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "points are patterns whose observed count falls outside the replicated 90% interval, "
         "numbered as in the table below. Many such points mean the sources are not "
         "independent given the latent class, as the model assumes.",
+    )
+
+    book.add(
+        "ppc_privacy",
+        F.posterior_predictive(private_ppc, private_misfits),
+        "Posterior predictive check of the privacy fit (published)",
+        "The same check for the fit whose draws are published, against the data it read: each "
+        "point is one evidence pattern, its noisy total (the county x age x pattern "
+        "measurements summed) against totals replicated from the privacy fit's posterior with "
+        "noise of the same variance added. Vermillion points lie outside their replicated 90% "
+        "interval; numbers as in the table below the figure.",
     )
 
     # --- estimates
@@ -354,8 +503,9 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
             vmax=float(min(1.0, share.quantile(0.98) or 1)),
         ),
         "Map: estimated noncitizen share",
-        "Each square is a block on the synthetic plane (one panel per county, black lines are "
-        "tract boundaries), coloured by the published noncitizen estimate divided by the "
+        "Each square is a block on the synthetic plane (counties side by side at one scale; "
+        "black lines are tract boundaries, labels the tract code, digits 6-11 of a block's "
+        "GEOID), coloured by the published noncitizen estimate divided by the "
         f"block's population: median block {share.median():.0%}, "
         f"{int((share > 0.25).sum()):,} of {int(share.notna().sum()):,} blocks above 25%. "
         + "; ".join(
@@ -381,7 +531,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "Map: uncertainty of the noncitizen estimate",
         "The same blocks coloured by the width of the 90% interval for noncitizens relative "
         f"to the block's population (median {width.median():.0%}; the colour scale ends at "
-        "the 98th percentile); hatched blocks carry the low-reliability flag. Bright "
+        "the 98th percentile; tract codes as in the map above); hatched blocks carry the low-reliability flag. Bright "
         "and hatched blocks are those whose estimate should not be read alone.",
     )
     book.add(
@@ -419,9 +569,10 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "The same model fitted twice and checked against the same truth: blue bars are the "
         "exact fit (exact cells, never published), purple bars the published estimates "
         "(the refit to the noisy measurements, post-processed). Higher bars in the error and "
-        "width panels are the price of privacy; in the coverage panel, bars should stay near "
-        "the dashed 90% line: a published bar well below it means the intervals do not "
-        "account for all of the noise.",
+        "width panels are the price of privacy. The coverage panel uses equal-tailed intervals "
+        "read inclusively, which over-cover small counts even for a right model: a bar near "
+        "the dashed 90% line does not mean the intervals are calibrated (the randomized PIT of "
+        "the summary does).",
     )
 
     book.add(
@@ -443,13 +594,13 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         F.calibration(calibration if multi_level else curve),
         "Interval calibration",
         (
-            "Share of blocks whose true count falls inside the central interval of each "
-            "nominal level (50% to 95%), per method, from the block draws and the synthetic "
-            "truth (randomized PIT for discrete counts, computed by the report; at 90% it can "
-            "differ by a fraction of a point from the table, which uses the evaluation's own "
-            "randomization). Points on the dashed diagonal are honest intervals; below it, "
-            "intervals too narrow (overconfident); above it, too wide. 'Published' are the "
-            "released intervals, from the fit to the noisy measurements."
+            "What to see: lines below the dashed diagonal are intervals too narrow "
+            "(overconfident), above it too wide. Share of blocks whose true count falls inside "
+            "the central interval of each nominal level (50% to 95%), per method, from the block "
+            "draws and the synthetic truth, by the randomized PIT (the summary's measure, here "
+            "drawn with the report's own random numbers: differences of a few tenths of a point "
+            "at 90% are that randomness). 'Published' are the released intervals, from the fit "
+            "to the noisy measurements."
         )
         if multi_level
         else "Share of blocks whose true count falls inside the interval, per method and "
@@ -460,12 +611,14 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     keys = {"MAE": S.MAE_KEYS, "RMSE": S.RMSE_KEYS, "tract": S.TRACT_KEYS, "county": S.COUNTY_KEYS}
     book.add(
         "errors",
-        F.method_errors(metrics, methods, keys),
+        F.method_errors(metrics_all, methods_all, keys),
         "Error by geography level",
-        "Left: block-level mean absolute and root-mean-square error in persons. Right: "
-        "relative error of tract totals (mean absolute) and county totals (mean absolute, or "
-        "the largest when only that was evaluated). Bars per method: the model (exact fit) "
-        "against the record rule and the Census-style baseline.",
+        "What to see: where the purple bars (the published estimates) stand against the "
+        "baselines. Left: block mean absolute and root-mean-square error in persons (citizens "
+        "and CVAP; noncitizens' block errors equal citizens', population being exact). Right: "
+        "mean absolute relative error of tract and county totals, noncitizens included. Bars: "
+        "the exact fit (never published), the published estimates, the record rule and the "
+        "Census-style baseline (both read the exact linked records).",
     )
 
     calibration_rows, calibration_summary = S.calibration_levels(ctx.get("calibration_eval"))
@@ -473,13 +626,13 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         "calibration_levels",
         F.calibration_levels(calibration_summary),
         "Coverage at every level users sum to",
-        "Share of units whose true count lies inside the 90% interval of their summed draws, "
-        "against the mean persons per unit (log scale): blocks, block groups, tracts, compact "
-        "districts (runs of consecutive blocks; d3000: about 3,000 persons), counties and the "
-        "run total; purple the published draws, blue the exact fit (never published); error bars "
-        "are Wilson 95% intervals, the grey band the 0.85-0.95 target around the dashed 90% "
-        "line. Points below the band are intervals too narrow for that size of district; the "
-        "right-hand points are a handful of units each (evaluation/calibration.json).",
+        "What to see: points below the grey band are sizes of area whose intervals are too "
+        "narrow. Share of units whose true count lies inside the 90% interval of their summed "
+        "draws, this run: blocks (randomized PIT), block groups, tracts, compact districts "
+        "(runs of consecutive blocks of about 300 to 30,000 persons), counties and the run "
+        "total; purple squares the published draws, blue circles the exact fit (never "
+        "published); Wilson 95% error bars. The right-hand levels are a handful of units each "
+        "(evaluation/calibration.json).",
     )
     comparison_rows, comparison_summary, comparison_facts = S.comparison_tables(
         ctx.get("comparison_eval")
@@ -535,18 +688,18 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     metadata = ctx.get("metadata") or {}
     diag = ctx.get("diagnostics") or {}
     metric_rows = []
-    for method in methods:
+    for method in methods_all:
         for quantity in ("citizens", "noncitizens", "cvap"):
             metric_rows.append(
                 {
                     "method": method,
                     "quantity": quantity,
-                    "mae": S.metric(metrics, method, quantity, *S.MAE_KEYS),
-                    "rmse": S.metric(metrics, method, quantity, *S.RMSE_KEYS),
+                    "mae": S.metric(metrics_all, method, quantity, *S.MAE_KEYS),
+                    "rmse": S.metric(metrics_all, method, quantity, *S.RMSE_KEYS),
                     "coverage90": S.coverage90(curve, method, quantity),
-                    "width": S.metric(metrics, method, quantity, *S.WIDTH_KEYS),
-                    "tract": S.metric(metrics, method, quantity, *S.TRACT_KEYS),
-                    "county": S.metric(metrics, method, quantity, *S.COUNTY_KEYS),
+                    "width": S.metric(metrics_all, method, quantity, *S.WIDTH_KEYS),
+                    "tract": S.metric(metrics_all, method, quantity, *S.TRACT_KEYS),
+                    "county": S.metric(metrics_all, method, quantity, *S.COUNTY_KEYS),
                 }
             )
     metric_rows = [
@@ -564,11 +717,64 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
     }
     privacy_statement = first_key(metadata, "privacy", default={}) or {}
     bench = ctx.get("benchmarks")
+
+    # --- the summary page: every sentence from the evaluation files (reports.headline)
+    studies = ctx.get("calibration_studies") or []
+    summary_table, summary_headings = H.calibration_table(ctx.get("calibration_eval"))
+    summary_findings = H.summary_findings(
+        calibration_eval=ctx.get("calibration_eval"),
+        studies=studies,
+        published_eval=ctx.get("published_eval"),
+        estimates_eval=ctx.get("estimates_eval"),
+        comparison_eval=ctx.get("comparison_eval"),
+        fits=fits,
+        privacy_mode=ctx.get("privacy_mode"),
+        ppcs=[
+            ("exact fit", ppc, "exact tables"),
+            ("privacy fit (published)", private_ppc, "noisy county tables"),
+        ],
+        behaviours=[("exact fit", behaviour)]
+        + ([("privacy fit (published)", private_behaviour)] if both_fits else []),
+        blocks=blocks,
+        reliability_rule=first_key(metadata, "reliability_rule"),
+        privacy=privacy,
+    )
+    for number, study in enumerate(studies):
+        book.add(
+            f"study_{number}",
+            F.calibration_levels(pd.DataFrame(study["data"]["pooled"]), H.band_of(study["data"])),
+            f"Calibration study '{study['name']}': coverage against size, replicate worlds pooled",
+            f"{len(study['data'].get('seeds') or [])} replicate worlds of scenario "
+            f"{Path(str(study['data'].get('scenario', ''))).stem or study['name']}"
+            + (
+                " with " + ", ".join(Path(c).stem for c in study["data"]["configfiles"])
+                if study["data"].get("configfiles")
+                else ""
+            )
+            + ": what to see: points below the grey band are levels where the intervals are "
+            "too narrow for sums of that size. Share of units whose 90% interval (5%-95% "
+            "quantiles of summed draws) holds the truth, by aggregation level from blocks "
+            "(randomized PIT) to the run total, published draws (purple squares) and exact fit "
+            "(blue circles), Wilson 95% error bars (units of one world share its errors, so "
+            f"they understate the uncertainty) ({study['path']}).",
+        )
+    study_tables = [
+        {
+            "name": study["name"],
+            "replicates": len(study["data"].get("seeds") or []),
+            "rows": H.study_table(study),
+            "figure": f"study_{number}",
+        }
+        for number, study in enumerate(studies)
+    ]
+    files = U.published_files(Path(ctx["run_dir"]) / "published")
+    example = U.district_example(ctx.get("draws"), blocks)
     context = {
         "title": settings["title"],
         "run": config.get("run", Path(ctx["run_dir"]).name),
         "generated": dt.date.today().isoformat() if settings.get("stamp_date") else None,
         "sections": SECTIONS,
+        "secno": {sid: number for number, (sid, _) in enumerate(SECTIONS, start=1)},
         "fig": book.items,
         "headline": _records(headline),
         "n_blocks": len(blocks),
@@ -608,7 +814,7 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         + (
             N.diagnostics_sentences(
                 ctx.get("privacy_diagnostics"),
-                {},
+                conv_stats_p,
                 float(fit_targets["privacy"]["rhat_max"]),
                 float(fit_targets["privacy"]["ess_min"]),
                 "Privacy fit (published)",
@@ -642,6 +848,37 @@ def build_context(ctx: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, 
         },
         "ppc_misfits": _records(misfits),
         "ppc_sentences": N.ppc_sentences(ppc),
+        "private_ppc_summary": None
+        if private_ppc is None or private_ppc.empty
+        else {
+            "patterns": len(private_ppc),
+            "inside": float(private_ppc["inside"].mean()),
+            "draws": private_ppc.attrs.get("draws"),
+            "persons_outside": float(private_ppc.loc[~private_ppc["inside"], "observed"].sum()),
+            "persons": float(private_ppc["observed"].sum()),
+        },
+        "private_ppc_misfits": _records(private_misfits),
+        "summary_findings": summary_findings,
+        "summary_table": summary_table,
+        "summary_headings": summary_headings,
+        "study_tables": study_tables,
+        "study_sentences": H.study_sentences(studies),
+        "budget_sentences": [
+            item for item in H.study_sentences(studies[1:]) if "published draws" in item[1]
+        ],
+        "study_root": ctx.get("calibration_study_root"),
+        "published_files": files,
+        "column_glossary": U.column_glossary(files),
+        "reliability_rule": U.reliability_rule(metadata),
+        "reliability_check": U.reliability_check(blocks),
+        "district_example": example,
+        "district_code": U.district_code(example),
+        "census_moe_rule": first_key(
+            first_key(metadata, "census_convention", default={}) or {}, "moe"
+        ),
+        "glossary": GLOSSARY,
+        "code_commit": code_commit(),
+        "published_sha256": first_key(metadata, "files_sha256", default={}) or {},
         "noise_sentences": noise_sentences,
         # Summary: the citizen error of the published estimates and whether their intervals
         # still cover (or, without an evaluation, that the cost is unmeasured).
@@ -718,10 +955,11 @@ def render_html(
     config: dict,
     bench_dir: str | Path | None = None,
     sensitivity_summary: str | Path | None = None,
+    calibration_study: str | Path | None = None,
 ) -> Rendered:
     """Load the run and render the self-contained HTML report."""
     settings = settings_from_config(config)
-    ctx = load_run(run_dir, config, bench_dir, sensitivity_summary)
+    ctx = load_run(run_dir, config, bench_dir, sensitivity_summary, calibration_study)
     context, book = build_context(ctx, settings)
     html = _environment().get_template("report.html.j2").render(**context)
     return Rendered(
@@ -761,11 +999,12 @@ def write_report(
     pdf_path: str | Path | None = None,
     bench_dir: str | Path | None = None,
     sensitivity_summary: str | Path | None = None,
+    calibration_study: str | Path | None = None,
 ) -> Rendered:
     """Render and write ``report.html`` (and ``report.pdf``) atomically."""
     from pipeline_common.io import write_bytes, write_text
 
-    rendered = render_html(run_dir, config, bench_dir, sensitivity_summary)
+    rendered = render_html(run_dir, config, bench_dir, sensitivity_summary, calibration_study)
     write_text(rendered.html, html_path)
     log.info(
         "wrote %s (%d figures, %.1f kB)",
@@ -791,6 +1030,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
     parser.add_argument("--bench", default=None, help="benchmarks/{run} (default guessed)")
     parser.add_argument("--sensitivity", default="results/sensitivity/summary.csv")
+    parser.add_argument(
+        "--calibration-study",
+        default="results/calibration",
+        help="folder of the calibration study (one subfolder per scenario; shown when present)",
+    )
     parser.add_argument("--no-pdf", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
@@ -805,6 +1049,7 @@ def main(argv: list[str] | None = None) -> None:
         None if args.no_pdf else out / "report.pdf",
         bench,
         args.sensitivity,
+        args.calibration_study,
     )
 
 

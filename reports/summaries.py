@@ -817,7 +817,7 @@ def fit_diagnostics(
         if noisy:
             reads = "noisy tables: " + "; ".join(
                 f"{t.get('table', '?')} ({int(numeric(t.get('rows')) or 0):,} cells, "
-                f"noise s.d. {numeric(t.get('sigma')):.2g})"
+                f"noise s.d. {numeric(t.get('sigma')):.3g})"
                 for t in noisy
             )
         elif numeric(first_key(diag, "n_cells")):
@@ -865,7 +865,12 @@ NOISE_METRICS = (
     ("mae", "Block MAE (persons)", ("block_mae",), ("mae",)),
     ("rmse", "Block RMSE (persons)", ("block_rmse",), ("rmse",)),
     ("bias", "Block bias (persons, est. − true)", ("block_bias",), ("bias",)),
-    ("coverage90", "Block 90% coverage", ("coverage90_inclusive",), ("coverage90",)),
+    (
+        "coverage90",
+        "Block 90% coverage, equal-tailed (inclusive)",
+        ("coverage90_inclusive",),
+        ("coverage90",),
+    ),
     ("width", "Mean 90% width (persons)", ("mean_width90",), ("mean_width90",)),
     ("tract", "Tract mean abs. rel. error", ("tract_mean_abs_rel_error",), ()),
     ("county_mean", "County mean abs. rel. error", (), ()),

@@ -329,3 +329,23 @@ def test_publish_rule_does_not_read_the_exact_fit():
     assert 'published_fit("diagnostics.json")' in inputs
     script = (rules / "scripts" / "privacy_publish.py").read_text()
     assert "exact" not in script and "model/diagnostics.json" not in script
+
+
+def test_reliability_needs_size_for_high():
+    """A zero-width interval on a 10-49-person block is not 'high' (issue 20)."""
+    from privacy.publish import reliability
+
+    rule = load_config()["privacy"]["reliability"]
+    table = pd.DataFrame(
+        {
+            "population": [0, 5, 20, 20, 60, 60],
+            "citizens_lo90": [0, 5, 20, 14, 60, 40],
+            "citizens_hi90": [0, 5, 20, 20, 60, 60],
+            "cvap_lo90": [0, 3, 15, 10, 45, 30],
+            "cvap_hi90": [0, 3, 15, 15, 45, 45],
+        }
+    )
+    flags = reliability(table, rule).tolist()
+    # empty; too small; zero width but small -> medium; 30% wide -> medium; zero width and
+    # large -> high; a third of the population wide -> low.
+    assert flags == ["empty", "low", "medium", "medium", "high", "low"]

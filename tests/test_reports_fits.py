@@ -49,10 +49,10 @@ def test_summary_says_plainly_that_the_privacy_fit_did_not_converge(rendered):
     summary = html[html.index('<section id="summary">') : html.index('<section id="sources">')]
     findings = summary[summary.index('<ul class="findings">') :]
     first = findings[findings.index("<li") : findings.index("</li>")]
-    assert first.startswith('<li class="warn">Privacy fit (published) did NOT converge')
+    assert first.startswith('<li class="miss">Published (privacy) fit did NOT converge')
     assert "min bulk ESS 288 &lt; 400" in first and "2 divergences &gt; 0" in first
     # No check mark beside a miss: the privacy fit has no "ok" finding in the summary.
-    assert '<li class="ok">Privacy fit' not in summary
+    assert '<li class="ok">Published (privacy) fit' not in summary
     assert '<li class="ok">Exact fit converged' in summary
     assert '<strong class="miss">NO</strong>' in html
 

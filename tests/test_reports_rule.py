@@ -52,7 +52,7 @@ def test_report_rule_on_fixture(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     report_dir = tmp_path / "results" / "fx" / "report"
     html = (report_dir / "report.html").read_text()
-    assert "<h2>9. Reproducibility</h2>" in html
+    assert "<h2>10. Reproducibility</h2>" in html
     reader = pypdf.PdfReader(report_dir / "report.pdf")
     assert len(reader.pages) >= 9
     assert (tmp_path / "benchmarks" / "fx" / "report" / "report.tsv").exists()

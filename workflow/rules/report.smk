@@ -80,6 +80,9 @@ rule report:
         ),
         # Shown when present; not an input, so a normal run never triggers the sweep.
         sensitivity="results/sensitivity/summary.csv",
+        # The calibration study's folders (benchmarks/calibration_study.py), shown when
+        # present; not an input either (the study is run on purpose, never by the pipeline).
+        calibration_study="results/calibration",
     script:
         "../scripts/report_render.py"
 

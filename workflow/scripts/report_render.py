@@ -11,6 +11,7 @@ rendered = write_report(
     pdf_path=snakemake.output.pdf,  # noqa: F821
     bench_dir=snakemake.params.bench_dir,  # noqa: F821
     sensitivity_summary=snakemake.params.sensitivity,  # noqa: F821
+    calibration_study=snakemake.params.calibration_study,  # noqa: F821
 )
 log.info("report: %d figures, sections %s", len(rendered.figures), ", ".join(rendered.sections))
 for path in rendered.missing:
