@@ -451,3 +451,77 @@ def test_sweep_rules_are_included_but_never_part_of_a_normal_run():
     assert includes[-1] == 'include: "workflow/rules/sensitivity.smk"'
     # Only the `sensitivity` target builds the sweep: nothing is added to `rule all`.
     assert "FINAL_TARGETS" not in rules
+
+
+# ------------------------------------------------------------------ end to end (slow)
+
+
+@pytest.mark.slow
+def test_tiny_sweep_end_to_end(tmp_path):
+    """config/sensitivity_tiny.yaml: two knobs (passport coverage at half the default, rho 4),
+    two replicates, the lean overlay (no privacy refit, 150 prediction draws): four cold fits
+    (each replicate's baseline and passport point), the rho points refit nothing."""
+    import subprocess
+    import sys
+
+    from pipeline_common.sources import SOURCES
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    for shared in ("config", "data"):
+        (workdir / shared).symlink_to(REPO_ROOT / shared)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO_ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "--nolock",
+        "sensitivity",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "SENSITIVITY_CONFIG": "config/sensitivity_tiny.yaml",
+    }
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    assert done.returncode == 0, done.stderr[-6000:]
+    out = workdir / "results" / "sensitivity-tiny"
+    summary = pd.read_csv(out / "summary.csv", dtype={"knob": str, "value": str})
+    assert len(summary) == 2 * 3
+    assert set(summary["seed"]) == {1, 2}
+    for method in METHODS:
+        for level in LEVELS:
+            column = f"{method}.{level}.citizens.mae"
+            assert summary[column].notna().all() and (summary[column] >= 0).all(), column
+    aggregated = pd.read_csv(out / "summary_aggregate.csv", dtype={"knob": str, "value": str})
+    assert (aggregated["n_replicates"] == 2).all()
+    assert (out / "report.pdf").read_bytes()[:4] == b"%PDF"
+    assert "Where the model stays calibrated" in (out / "report.html").read_text()
+
+    results = workdir / "results"
+    for seed in (1, 2):
+        base = results / f"sens-tiny-s{seed}-baseline-base"
+        passports = results / f"sens-tiny-s{seed}-passport_coverage-0.5"
+        rho = results / f"sens-tiny-s{seed}-rho-4"
+        # Common random numbers: the same population (here: the same file) at every point.
+        for point in (passports, rho):
+            assert _linked(point, base, "truth/persons.parquet")
+            assert _linked(point, base, "world/frame.parquet")
+        # A passport point relinks passports only; a rho point reuses linkage and the fit.
+        assert not _linked(passports, base, "world/sources/state_passports.parquet")
+        assert not _linked(passports, base, "linkage/by_source/state_passports.parquet")
+        for source in SOURCES:
+            if source != "state_passports":
+                assert _linked(passports, base, f"linkage/by_source/{source}.parquet"), source
+        assert not _linked(passports, base, "model/posterior.nc")
+        for rel in ("linkage/evidence.parquet", "model/posterior.nc", "model/block_draws.parquet"):
+            assert _linked(rho, base, rel), rel
+    # Replicates differ (different seeds, different worlds).
+    assert (results / "sens-tiny-s1-baseline-base" / "truth" / "persons.parquet").read_bytes() != (
+        results / "sens-tiny-s2-baseline-base" / "truth" / "persons.parquet"
+    ).read_bytes()
