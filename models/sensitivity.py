@@ -142,7 +142,18 @@ def wide_summary(scores: pd.DataFrame, extra: pd.DataFrame | None = None) -> pd.
     long["column"] = (
         long["method"] + "." + long["level"] + "." + long["quantity"] + "." + long["metric"]
     )
-    order = list(dict.fromkeys(long["column"]))
+    # Columns grouped by method, level and quantity, metrics in METRICS order.
+    rank = {
+        "method": {m: i for i, m in enumerate(dict.fromkeys(scores["method"]))},
+        "level": {name: i for i, name in enumerate(LEVELS)},
+        "quantity": {q: i for i, q in enumerate(QUANTITIES)},
+        "metric": {m: i for i, m in enumerate(METRICS)},
+    }
+    names = long[["method", "level", "quantity", "metric", "column"]].drop_duplicates("column")
+    names = names.assign(
+        **{f"_{key}": names[key].map(order).fillna(len(order)) for key, order in rank.items()}
+    ).sort_values([f"_{key}" for key in rank], kind="stable")
+    order = list(names["column"])
     wide = long.pivot_table(
         index=list(KEYS), columns="column", values="score", aggfunc="first", sort=False
     )
@@ -162,13 +173,23 @@ def aggregate(scores: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``knob, value, method, level, quantity, n_replicates`` and for each metric of
-        :data:`METRICS` (``n_units`` summed instead) ``{metric}_mean, _sd, _min, _max``
-        (``sd`` with one degree of freedom; NaN for one replicate).
+        ``knob, value, method, level, quantity, n_replicates``, ``coverage_pooled`` and
+        ``pit_coverage_pooled`` (covered units over all replicates' units), and for each metric
+        of :data:`METRICS` (``n_units`` summed instead: ``n_units_total``) ``{metric}_mean,
+        _sd, _min, _max`` (``sd`` with one degree of freedom; NaN for one replicate).
     """
     keys = ["knob", "value", "method", "level", "quantity"]
+    # Covered units per replicate, to pool coverage over replicates (units, not means).
+    scores = scores.assign(
+        _covered=scores["coverage"] * scores["n_units"],
+        _pit_covered=scores["pit_coverage"] * scores["n_units"],
+    )
     grouped = scores.groupby(keys, sort=False)
     out = grouped.size().rename("n_replicates").reset_index()
+    units = grouped["n_units"].sum().to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["coverage_pooled"] = grouped["_covered"].sum().to_numpy() / units
+        out["pit_coverage_pooled"] = grouped["_pit_covered"].sum().to_numpy() / units
     for metric in METRICS:
         if metric == "n_units":
             out["n_units_total"] = grouped["n_units"].sum().to_numpy()
@@ -184,30 +205,58 @@ def coverage_column(level: str) -> str:
     return "pit_coverage" if level == "block" else "coverage"
 
 
+#: Fewer pooled units than this at a level: too few to say whether it is calibrated.
+MIN_UNITS = 30
+
+
 def calibration_verdicts(
     aggregated: pd.DataFrame,
     band: tuple[float, float] = (0.85, 0.95),
     methods: tuple[str, ...] = MODEL_METHODS,
     levels: tuple[str, ...] = ("block", district_level(1_000), district_level(10_000)),
     quantities: tuple[str, ...] = ("citizens", "cvap"),
+    min_units: int = MIN_UNITS,
 ) -> pd.DataFrame:
-    """Per point, method, level and quantity: the replicate-mean 90% coverage and its verdict.
+    """Per point, method, level and quantity: the pooled 90% coverage and its verdict.
 
     Returns
     -------
     pandas.DataFrame
-        ``knob, value, method, level, quantity, coverage, n_replicates, calibrated``
-        (``coverage`` is the mean over replicates of :func:`coverage_column`).
+        ``knob, value, method, level, quantity, coverage`` (pooled over replicates, by
+        :func:`coverage_column`), ``n_units`` (pooled), ``n_replicates`` and ``verdict``:
+        ``calibrated`` (within ``band``), ``too narrow`` (below), ``too wide`` (above) or
+        ``too few units`` (fewer than ``min_units`` pooled units: not judged); ``calibrated``
+        is True only for the first.
     """
     part = aggregated[
         aggregated["method"].isin(methods)
         & aggregated["level"].isin(levels)
         & aggregated["quantity"].isin(quantities)
     ].copy()
-    part["coverage"] = [row[f"{coverage_column(row['level'])}_mean"] for _, row in part.iterrows()]
-    part["calibrated"] = (part["coverage"] >= band[0]) & (part["coverage"] <= band[1])
+    part["coverage"] = [
+        row[f"{coverage_column(row['level'])}_pooled"] for _, row in part.iterrows()
+    ]
+    part["n_units"] = part["n_units_total"]
+    verdict = np.where(
+        part["coverage"] < band[0],
+        "too narrow",
+        np.where(part["coverage"] > band[1], "too wide", "calibrated"),
+    )
+    part["verdict"] = np.where(part["n_units"] < min_units, "too few units", verdict)
+    part["calibrated"] = part["verdict"] == "calibrated"
     return part[
-        ["knob", "value", "method", "level", "quantity", "coverage", "n_replicates", "calibrated"]
+        [
+            "knob",
+            "value",
+            "method",
+            "level",
+            "quantity",
+            "coverage",
+            "n_units",
+            "n_replicates",
+            "verdict",
+            "calibrated",
+        ]
     ].reset_index(drop=True)
 
 

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from models.calibration import district_level
 from models.sensitivity import (
     BASELINE_METHODS,
+    MIN_UNITS,
     calibration_verdicts,
     coverage_column,
     mae_growth,
@@ -68,7 +69,6 @@ def knobs_of(aggregated: pd.DataFrame) -> list[str]:
 def curve_figure(
     long: pd.DataFrame,
     knobs: list[str],
-    labels: dict[str, str],
     level: str = "block",
     quantity: str = "citizens",
 ) -> Figure:
@@ -79,6 +79,8 @@ def curve_figure(
     equal-tailed intervals above) with the 0.85-0.95 band.
     """
     part = long[(long["level"] == level) & (long["quantity"] == quantity)]
+    base = part[part["knob"] == BASELINE_KNOB].groupby("method")[["mae", coverage_column(level)]]
+    base = base.mean()
     cols = max(1, min(len(knobs), 4))
     blocks = max(1, math.ceil(len(knobs) / cols))
     fig = Figure(figsize=(3.3 * cols, 4.6 * blocks))
@@ -97,14 +99,21 @@ def curve_figure(
             stats = _stats(rows[rows["method"] == method], "mae", values)
             offset = (i - (len(methods) - 1) / 2) * 0.06
             _errorbar(ax_mae, x + offset, stats, colour, marker, label)
+            # Dashed: the replicate baseline runs (every other setting at its default).
+            if method in base.index:
+                ax_mae.axhline(base.loc[method, "mae"], color=colour, ls="--", lw=0.7, alpha=0.6)
             if method in ("exact", "published"):
                 stats = _stats(rows[rows["method"] == method], coverage, values)
                 _errorbar(ax_cov, x + offset, stats, colour, marker, label)
+                if method in base.index:
+                    ax_cov.axhline(
+                        base.loc[method, coverage], color=colour, ls="--", lw=0.7, alpha=0.6
+                    )
         ax_cov.axhspan(*BAND, color="grey", alpha=0.15, lw=0)
         ax_cov.axhline(0.9, color="grey", ls=":", lw=1)
         ax_cov.set_ylim(max(0.0, min(0.8, _floor(ax_cov))), 1.005)
         ax_mae.set_ylim(bottom=0)
-        ax_mae.set_title(labels.get(knob, knob).replace("_", " "), fontsize=8)
+        ax_mae.set_title(knob.replace("_", " "), fontsize=9)
         ax_cov.set_xticks(x)
         ax_cov.set_xticklabels([v.replace("_", "\n") for v in values], fontsize=7)
         ax_mae.tick_params(labelbottom=False, labelsize=7)
@@ -177,8 +186,8 @@ def tornado_rows(
     if base not in block.index:
         return pd.DataFrame()
     mae0 = float(block.loc[base, "mae_mean"])
-    cov0 = float(block.loc[base, "pit_coverage_mean"])
-    dcov0 = float(district.loc[base, "coverage_mean"]) if base in district.index else math.nan
+    cov0 = float(block.loc[base, "pit_coverage_pooled"])
+    dcov0 = float(district.loc[base, "coverage_pooled"]) if base in district.index else math.nan
     groups: dict[str, list[tuple[str, str]]] = {}
     for knob, value in block.index:
         if knob == BASELINE_KNOB:
@@ -188,9 +197,9 @@ def tornado_rows(
     rows = []
     for bar, keys in groups.items():
         mae = [100 * (float(block.loc[k, "mae_mean"]) / mae0 - 1) for k in keys] + [0.0]
-        cov = [100 * (float(block.loc[k, "pit_coverage_mean"]) - cov0) for k in keys] + [0.0]
+        cov = [100 * (float(block.loc[k, "pit_coverage_pooled"]) - cov0) for k in keys] + [0.0]
         dcov = [
-            100 * (float(district.loc[k, "coverage_mean"]) - dcov0)
+            100 * (float(district.loc[k, "coverage_pooled"]) - dcov0)
             for k in keys
             if k in district.index
         ] + [0.0]
@@ -278,26 +287,51 @@ def statements(aggregated: pd.DataFrame, band: tuple[float, float] = BAND) -> li
         part = verdicts[verdicts["method"] == method]
         if part.empty:
             continue
-        points = part.groupby(["knob", "value"], sort=False)["calibrated"].all()
-        bad = part[~part["calibrated"]]
         label = METHOD_STYLE[method][2]
+        few = part[part["verdict"] == "too few units"]
+        judged = part[part["verdict"] != "too few units"]
+        if judged.empty:
+            out.append(
+                (
+                    "info",
+                    f"{label.capitalize()}: no level has {MIN_UNITS} or more units pooled over "
+                    f"the {n_rep} replicate(s); calibration is not judged.",
+                )
+            )
+            continue
+        points = judged.groupby(["knob", "value"], sort=False)["calibrated"].all()
+        levels = ", ".join(LEVEL_LABELS.get(x, x) for x in dict.fromkeys(judged["level"]))
         lead = (
             f"{label.capitalize()}: 90% coverage of citizens and CVAP within "
-            f"{band[0]:.2f}-{band[1]:.2f} (mean of {n_rep} replicate(s); blocks by randomized "
-            f"PIT, districts of ~1,000 and ~10,000 persons by equal-tailed intervals) at "
+            f"{band[0]:.2f}-{band[1]:.2f} (pooled over {n_rep} replicate(s); {levels}) at "
             f"{int(points.sum())} of {len(points)} points"
         )
+        bad = judged[~judged["calibrated"]]
         if bad.empty:
             out.append(("ok", lead + "."))
-            continue
-        details = []
-        for (knob, value), group in bad.groupby(["knob", "value"], sort=False):
-            misses = ", ".join(
-                f"{LEVEL_LABELS.get(r.level, r.level)} {r.quantity} {r.coverage:.2f}"
-                for r in group.itertuples()
+        else:
+            details = []
+            for (knob, value), group in bad.groupby(["knob", "value"], sort=False):
+                misses = ", ".join(
+                    f"{LEVEL_LABELS.get(r.level, r.level)} {r.quantity} {r.coverage:.2f} "
+                    f"({r.verdict})"
+                    for r in group.itertuples()
+                )
+                details.append(f"{_name(knob, value)}: {misses}")
+            out.append(("warn", lead + "; not at " + "; ".join(details) + "."))
+        if not few.empty:
+            units = few.groupby("level", sort=False)["n_units"].max()
+            out.append(
+                (
+                    "info",
+                    f"{label.capitalize()}: not judged (fewer than {MIN_UNITS} units pooled over "
+                    "the replicates): "
+                    + ", ".join(
+                        f"{LEVEL_LABELS.get(lv, lv)} ({int(n)} units)" for lv, n in units.items()
+                    )
+                    + ".",
+                )
             )
-            details.append(f"{_name(knob, value)} ({misses})")
-        out.append(("warn", lead + "; not at: " + "; ".join(details) + "."))
     coverage_knobs = [k for k in knobs_of(aggregated) if k.endswith(COVERAGE_KNOB_SUFFIX)]
     growth = mae_growth(aggregated, coverage_knobs)
     for knob, group in growth.groupby("knob", sort=False):
@@ -341,11 +375,13 @@ def point_table(aggregated: pd.DataFrame, quantity: str = "citizens") -> list[di
                 "exact_mae": value_of("exact", "block", "mae_mean"),
                 "published_mae": value_of("published", "block", "mae_mean"),
                 "published_mae_sd": value_of("published", "block", "mae_sd"),
-                "exact_pit": value_of("exact", "block", "pit_coverage_mean"),
-                "published_pit": value_of("published", "block", "pit_coverage_mean"),
-                "published_d1000": value_of("published", district_level(1_000), "coverage_mean"),
-                "published_d10000": value_of("published", district_level(10_000), "coverage_mean"),
-                "published_county": value_of("published", "county", "coverage_mean"),
+                "exact_pit": value_of("exact", "block", "pit_coverage_pooled"),
+                "published_pit": value_of("published", "block", "pit_coverage_pooled"),
+                "published_d1000": value_of("published", district_level(1_000), "coverage_pooled"),
+                "published_d10000": value_of(
+                    "published", district_level(10_000), "coverage_pooled"
+                ),
+                "published_county": value_of("published", "county", "coverage_pooled"),
                 "published_width": value_of("published", "block", "mean_width_mean"),
                 **{f"{m}_mae": value_of(m, "block", "mae_mean") for m in BASELINE_METHODS},
             }
@@ -391,16 +427,17 @@ def render(
     for key, fig, title, caption in (
         (
             "curves_block",
-            curve_figure(long, knobs, labels, "block"),
+            curve_figure(long, knobs, "block"),
             "Block errors and coverage against each knob",
             "Top: mean absolute error of block citizens for the exact fit, the published "
             "estimates and the three baselines; bottom: 90% coverage of the exact fit and the "
             "published estimates (randomized PIT), with the 0.85-0.95 band. Points are means "
-            "over replicates, bars span the replicates.",
+            "over replicates, bars span the replicates; dashed lines are the baseline runs "
+            "(every knob at its default).",
         ),
         (
             "curves_district",
-            curve_figure(long, knobs, labels, district_level(10_000)),
+            curve_figure(long, knobs, district_level(10_000)),
             "Districts of about 10,000 persons",
             "As above for compact districts (runs of consecutive blocks in GEOID order) of "
             "about 10,000 persons; coverage of equal-tailed 90% intervals of summed draws.",

@@ -328,7 +328,7 @@ def _scores() -> pd.DataFrame:
                                 "coverage": coverage,
                                 "pit_coverage": coverage,
                                 "mean_width": 3.0,
-                                "n_units": 10,
+                                "n_units": 40,
                             }
                         )
     return pd.DataFrame(rows)
@@ -375,7 +375,8 @@ def test_aggregate_mean_and_spread_over_replicates():
     assert one["mae_mean"] == pytest.approx(values.mean())
     assert one["mae_sd"] == pytest.approx(values.std())
     assert one["mae_min"] == pytest.approx(values.min())
-    assert one["n_units_total"] == 20
+    assert one["n_units_total"] == 80
+    assert one["coverage_pooled"] == pytest.approx(0.9)
     table = report_table(aggregated)
     assert set(table["method"]) == {"model", *METHODS[1:]}
     assert {"block_mae", "coverage90_pit", "mean_width90"} <= set(table.columns)
@@ -394,6 +395,14 @@ def test_statements_are_computed_from_the_summary():
     assert "at 3 of 4 points" in text and "rho = 4" in text
     assert "Every baseline's error grows faster" in text
     assert [level for level, _ in sentences][:2] == ["warn", "warn"]
+
+
+def test_levels_with_few_units_are_not_judged():
+    scores = _scores().assign(n_units=5)
+    verdicts = calibration_verdicts(aggregate(scores))
+    assert (verdicts["verdict"] == "too few units").all()
+    text = " ".join(t for _, t in statements(aggregate(scores)))
+    assert "calibration is not judged" in text
 
 
 def test_tornado_ranks_knobs_by_their_error_range():
