@@ -473,8 +473,6 @@ def test_tiny_sweep_end_to_end(tmp_path):
     import subprocess
     import sys
 
-    from pipeline_common.sources import SOURCES
-
     workdir = tmp_path / "work"
     workdir.mkdir()
     for shared in ("config", "data"):
@@ -499,6 +497,13 @@ def test_tiny_sweep_end_to_end(tmp_path):
     }
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     assert done.returncode == 0, done.stderr[-6000:]
+    check_tiny_sweep(workdir)
+
+
+def check_tiny_sweep(workdir) -> None:
+    """What the tiny sweep must have produced and reused (also usable on a manual run)."""
+    from pipeline_common.sources import SOURCES
+
     out = workdir / "results" / "sensitivity-tiny"
     summary = pd.read_csv(out / "summary.csv", dtype={"knob": str, "value": str})
     assert len(summary) == 2 * 3
