@@ -34,6 +34,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline_common.sensitivity import knob_stage
 from pipeline_common.sources import SOURCES
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,6 @@ def prepare_point(
         report["stage"] = "identical"
         reuse(((".",), (".",)))
         return report
-
-    from pipeline_common.sensitivity import knob_stage
 
     stage = knob_stage(paths) if paths else "all"
     report["stage"] = stage
