@@ -30,7 +30,7 @@ results, bench = Path("results") / run, Path("benchmarks") / run
 reuse = {"stage": "baseline run", "linked": [], "world_identical": [], "world_changed": []}
 if knob != BASELINE_KNOB:
     base = baseline_run(sensitivity, seed)
-    base_config_file = Path(sm.input.baseline).with_name("config.yaml")
+    base_config_file = Path(sm.input.baseline[0]).with_name("config.yaml")
     base_config = load_config(overrides=yaml.safe_load(base_config_file.read_text()))
     reuse = prepare_point(
         Path("results") / base,
