@@ -427,6 +427,9 @@ def _summary_row(units: pd.DataFrame) -> dict:
         # relative error of the run total, pooled.
         "rel_bias_sum": float(units["error"].sum()) / truth_sum if truth_sum > 0 else math.nan,
         "mae": float(units["error"].abs().mean()) if n else math.nan,
+        "rmse": float(np.sqrt(np.mean(np.square(units["error"].to_numpy(dtype=float)))))
+        if n
+        else math.nan,
         "mean_width": float(units["width"].mean()) if n else math.nan,
         "rel_width": float(units["width"].sum()) / truth_sum if truth_sum > 0 else math.nan,
         "mean_population": float(units["population"].mean()) if n else math.nan,
@@ -458,7 +461,7 @@ def summarize_levels(units: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``level, quantity, n_units, coverage, coverage_se, coverage_lo95, coverage_hi95,
-        pit_coverage, bias, rel_bias_sum, mae, mean_width, rel_width, mean_population``.
+        pit_coverage, bias, rel_bias_sum, mae, rmse, mean_width, rel_width, mean_population``.
     """
     rows = [
         {"level": level_name, "quantity": quantity, **_summary_row(group)}

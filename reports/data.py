@@ -299,7 +299,7 @@ def load_run(
     bench_dir
         ``benchmarks/{run}``: Snakemake benchmark files of the run's rules (optional).
     sensitivity_summary
-        ``results/sensitivity/summary.csv`` if the sensitivity analysis ran (optional).
+        ``results/sensitivity/summary_report.csv`` if the sensitivity analysis ran (optional).
     calibration_study
         ``results/calibration``: the calibration study's folders (one per scenario and
         budget, each with a ``calibration.json``), shown when present (optional).

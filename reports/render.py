@@ -1029,7 +1029,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", nargs="*", default=[], help="scenario YAML files")
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
     parser.add_argument("--bench", default=None, help="benchmarks/{run} (default guessed)")
-    parser.add_argument("--sensitivity", default="results/sensitivity/summary.csv")
+    parser.add_argument("--sensitivity", default="results/sensitivity/summary_report.csv")
     parser.add_argument(
         "--calibration-study",
         default="results/calibration",

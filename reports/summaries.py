@@ -926,8 +926,9 @@ def sensitivity_table(summary: pd.DataFrame | None, quantity: str = "citizens") 
     """One row per sweep run (knob, value) for ``quantity``: the model's block MAE, 90%
     coverage, interval width and county error beside the baselines' block MAE.
 
-    ``results/sensitivity/summary.csv`` has one row per knob, value, method and quantity; the
-    report shows this compact view (the full table stays in the CSV and summary.html).
+    ``results/sensitivity/summary_report.csv`` holds the sweep's block-level replicate means;
+    the report shows this compact view (every level and method: ``summary.csv`` and the
+    sweep's own report beside it).
     """
     columns = [
         "knob",

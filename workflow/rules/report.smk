@@ -79,7 +79,8 @@ rule report:
             Path("benchmarks") / Path(output.html).parent.parent.name
         ),
         # Shown when present; not an input, so a normal run never triggers the sweep.
-        sensitivity="results/sensitivity/summary.csv",
+        # Block-level replicate means of the sweep (models.sensitivity.report_table).
+        sensitivity="results/sensitivity/summary_report.csv",
         # The calibration study's folders (benchmarks/calibration_study.py), shown when
         # present; not an input either (the study is run on purpose, never by the pipeline).
         calibration_study="results/calibration",

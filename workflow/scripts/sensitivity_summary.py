@@ -1,21 +1,28 @@
-"""Gather the sensitivity runs into one table, one figure and a small HTML page."""
+"""Gather the sweep's point scores: per point and replicate, and over replicates."""
 
-from pipeline_common.io import write_bytes, write_text
+import pandas as pd
+
+from models.sensitivity import aggregate, report_table, run_columns, wide_summary
+from pipeline_common.io import read_json, write_text
 from pipeline_common.logs import snakemake_log
-from pipeline_common.sensitivity import summarize, summary_figure_png, summary_html
 
 log = snakemake_log(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
-# The sweep rows and the inputs are in the same (Paramspace) order.
-runs = [
-    {"knob": row["knob"], "value": row["value"], "estimates": estimates, "published": published}
-    for row, estimates, published in zip(
-        sm.params.runs, sm.input.estimates, sm.input.published, strict=True
-    )
-]
-summary = summarize(runs)
-figure = summary_figure_png(summary)
-write_text(summary.to_csv(index=False, float_format="%.6g"), sm.output.summary)
-write_bytes(figure, sm.output.figure)
-write_text(summary_html(summary, figure, title=sm.params.title), sm.output.html)
-log.info("summarized %d runs into %d rows", len(runs), len(summary))
+# Text columns stay text (values such as "true" or "0.25" are labels of the sweep file).
+scores = pd.concat(
+    [pd.read_csv(p, dtype={"knob": str, "value": str}) for p in sm.input.scores],
+    ignore_index=True,
+)
+runs = run_columns([read_json(p) for p in sm.input.runs])
+aggregated = aggregate(scores)
+
+
+def write(table: pd.DataFrame, path: str) -> None:
+    write_text(table.to_csv(index=False, float_format="%.6g", lineterminator="\n"), path)
+
+
+write(wide_summary(scores, runs), sm.output.summary)
+write(scores, sm.output.long)
+write(aggregated, sm.output.aggregate)
+write(report_table(aggregated), sm.output.report_table)
+log.info("summarized %d points x replicates, %d score rows", len(runs), len(scores))
