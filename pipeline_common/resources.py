@@ -23,9 +23,11 @@ the default run's exact fit 157 s (4-5 minutes on a busy machine, up to three sa
 attempts), prediction 20 s; on the ``small`` scenario (a fifth of the default's persons) the
 refit's prediction with the count step 313 s. Runtimes are set at several times these figures:
 a job that outlives its ``runtime`` is killed by a cluster scheduler, while one that asks too
-much only waits longer.
-Memory was not measured per rule at the default size; ``benchmarks/bench_pipeline.py`` prints
-every rule's ``max_rss`` to check (and revise) these values.
+much only waits longer. The whole 1M-person world (frame, seven sources, truth) held 2.0 GB,
+about 300 MB per default-sized world: a rule that reads part of the world and its products
+grows by 300-500 MB per default world. Memory was not measured per rule at the default size;
+``benchmarks/bench_pipeline.py`` prints every rule's ``max_rss`` to check (and revise) these
+values.
 """
 
 from __future__ import annotations
@@ -73,9 +75,9 @@ NEEDS: dict[str, Need] = {
     "linkage_link_source_with_pik": Need(
         mem_mb=(1000, 200), runtime=(5, 1), runtime_exponent=PAIRS
     ),
-    "linkage_combine": Need(mem_mb=(800, 500), runtime=(5, 1)),
-    "evaluate_linkage": Need(mem_mb=(1000, 800), runtime=(5, 1)),
-    "tabulate": Need(mem_mb=(800, 500), runtime=(5, 1)),
+    "linkage_combine": Need(mem_mb=(800, 300), runtime=(5, 1)),
+    "evaluate_linkage": Need(mem_mb=(1000, 400), runtime=(5, 1)),
+    "tabulate": Need(mem_mb=(800, 300), runtime=(5, 1)),
     "exact_tables": Need(mem_mb=(800, 200), runtime=(5, 1), mem_exponent=CELLS),
     "fit_model": Need(
         mem_mb=(2000, 1500), runtime=(10, 20), mem_exponent=CELLS, runtime_exponent=FIT_TIME
@@ -83,21 +85,21 @@ NEEDS: dict[str, Need] = {
     "predict_blocks": Need(
         mem_mb=(1000, 1500), runtime=(5, 5), mem_exponent=CELLS, runtime_exponent=CELLS
     ),
-    "baseline_record_rule": Need(mem_mb=(1000, 700), runtime=(5, 2)),
-    "baseline_census_style": Need(mem_mb=(1500, 1000), runtime=(5, 5)),
-    "baseline_acs_direct": Need(mem_mb=(1000, 700), runtime=(5, 3)),
-    "evaluate_estimates": Need(mem_mb=(1000, 800), runtime=(5, 1)),
+    "baseline_record_rule": Need(mem_mb=(1000, 400), runtime=(5, 2)),
+    "baseline_census_style": Need(mem_mb=(1500, 400), runtime=(5, 5)),
+    "baseline_acs_direct": Need(mem_mb=(1000, 400), runtime=(5, 3)),
+    "evaluate_estimates": Need(mem_mb=(1000, 400), runtime=(5, 1)),
     "privacy_measure": Need(mem_mb=(1000, 500), runtime=(5, 1), mem_exponent=CELLS),
     "privacy_fit": Need(
         mem_mb=(2000, 1500), runtime=(10, 25), mem_exponent=CELLS, runtime_exponent=FIT_TIME
     ),
     # The count step walks every block x age row per draw: its time grows with persons.
-    "privacy_predict": Need(mem_mb=(1500, 2000), runtime=(10, 40), mem_exponent=CELLS),
-    "publish": Need(mem_mb=(1500, 1500), runtime=(5, 3)),
-    "evaluate_published": Need(mem_mb=(1000, 500), runtime=(5, 1)),
-    "evaluate_calibration": Need(mem_mb=(1500, 1500), runtime=(5, 3)),
-    "evaluate_comparison": Need(mem_mb=(1500, 1500), runtime=(5, 3)),
-    "report": Need(mem_mb=(2000, 1000), runtime=(10, 5)),
+    "privacy_predict": Need(mem_mb=(1500, 2000), runtime=(10, 30), mem_exponent=CELLS),
+    "publish": Need(mem_mb=(1500, 400), runtime=(5, 3)),
+    "evaluate_published": Need(mem_mb=(1000, 300), runtime=(5, 1)),
+    "evaluate_calibration": Need(mem_mb=(1500, 500), runtime=(5, 3)),
+    "evaluate_comparison": Need(mem_mb=(1500, 500), runtime=(5, 3)),
+    "report": Need(mem_mb=(2000, 400), runtime=(10, 5)),
     # Sensitivity rules do not follow this config's world: their runs have the sweep's own
     # base scenario (``small`` by default, a nested pipeline of 9-14 minutes a point).
     "sensitivity_config": Need(mem_mb=(500, 0), runtime=(5, 0)),

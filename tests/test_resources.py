@@ -56,8 +56,7 @@ def test_default_persons_is_the_default_world():
 def test_resources_grow_with_the_world():
     tiny = resource_table(load_config(REPO / "config/scenarios/tiny.yaml"), REPO)
     default = resource_table(load_config(), REPO)
-    # The default counties at about 1M persons.
-    million = resource_table(load_config(overrides={"synthetic": {"scale": 0.232}}), REPO)
+    million = resource_table(load_config(REPO / "config/scenarios/million.yaml"), REPO)
     for rule in ("synthetic_world", "linkage_link_numident", "fit_model", "privacy_predict"):
         assert tiny[rule].mem_mb <= default[rule].mem_mb < million[rule].mem_mb, rule
         assert tiny[rule].runtime <= default[rule].runtime < million[rule].runtime, rule
