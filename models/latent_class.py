@@ -434,7 +434,7 @@ def build_model(problem: LatentClassProblem):
                 # Centred, units with much data each (tracts): each unit's logits around its
                 # parent's. Measured on the default scenario, this mixed better than centred
                 # effects constrained to sum to zero, whose constraint couples the county
-                # intercepts with every tract (bulk ESS 233 -> see README).
+                # intercepts with every tract (bulk ESS 233 -> see docs/RESULTS.md, "Model").
                 inherited = unit_value[parent]
                 eta = pm.Normal(
                     f"eta_{name}",
