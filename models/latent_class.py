@@ -365,7 +365,23 @@ def _apply_zeros(problem: LatentClassProblem, s: int, theta: np.ndarray) -> np.n
 
 
 def build_model(problem: LatentClassProblem):
-    """The PyMC model of ``problem`` (returns ``pm.Model``)."""
+    """The PyMC model of ``problem`` (see the module docstring).
+
+    Parameters
+    ----------
+    problem
+        E.g. from :func:`problem_from_table`; checked with :meth:`LatentClassProblem.validate`.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``theta_logratio`` (all sources' log-ratios) and ``intercept`` (the
+        non-reference classes' logits against the first class; per top-level unit with few
+        groups), plus random effects for groups (``sigma_group``, ``z_group``); deterministic
+        ``theta_{source}`` (classes x categories: ``P(category | class)``). Sample it with
+        :func:`sample`; the exact cell counts are the data ``cell_count``
+        (``pm.set_data`` refits new counts without rebuilding).
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -1152,7 +1168,15 @@ def dirichlet_multinomial_rows(
 
 
 def diagnostics(idata, var_names: list[str] | None = None) -> dict:
-    """Max R-hat (rank), min bulk/tail ESS over ``var_names`` and divergences."""
+    """Max R-hat (rank), min bulk/tail ESS over ``var_names`` and divergences.
+
+    Returns
+    -------
+    dict
+        ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail`` over every element of the posterior
+        variables ``var_names`` (all when ``None``), and ``divergences`` (count). Rules of thumb:
+        R-hat below 1.01, bulk ESS above 400, no divergences.
+    """
     import arviz as az
 
     post = idata["posterior"].to_dataset()
