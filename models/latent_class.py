@@ -26,6 +26,9 @@ additive log-ratios against the ``none`` category, all sources in one vector
 (:mod:`models.source_simplex`).
 Together these took the condition number of the posterior correlation at the mode, default
 scenario with county and tract levels, from 39,000 to 288.
+
+As a library (docs/LIBRARY.md): :func:`problem_from_table` -> :func:`build_model` ->
+:func:`sample` -> :func:`diagnostics`, :func:`class_prevalence`, :func:`category_probabilities`.
 """
 
 from __future__ import annotations
@@ -580,7 +583,8 @@ def class_share_intercept(problem: LatentClassProblem, top):
     ``prod_k pi_k^c_k / B(c)`` (the Jacobian of the softmax is ``prod_k pi_k``), so a flat
     intercept plus that log-density as a potential is exactly the Dirichlet prior on ``pi``.
     ``top`` (:func:`fixed_top_level`): with one intercept per top unit (few groups), each unit's
-    shares get the prior independently.
+    shares get the prior independently. Being a potential, this prior cannot be forward-sampled
+    (``pm.sample_prior_predictive``); sampling the model with zero counts draws from it.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -1492,7 +1496,9 @@ def problem_from_table(
         fewer than ``min_random_units`` groups, each set of class shares (each group's) has
         this prior independently (the classical Hui-Walter priors). With random groups it is
         the prior of the centre's shares: those of a group whose effect is zero (the
-        logit-scale centre of the groups, not their population-weighted mean).
+        logit-scale centre of the groups, not their population-weighted mean). It is a flat
+        intercept plus the Dirichlet log-density as a potential (exact, softmax Jacobian
+        included), so ``pm.sample_prior_predictive`` cannot draw from it.
 
     Returns
     -------
