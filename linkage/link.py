@@ -8,8 +8,12 @@ into links where each right-hand record has at most one left-hand person.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -201,7 +205,77 @@ BLOCKING_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 @dataclass
 class LinkSettings:
-    """How to link one pair of tables (one source to the frame)."""
+    """How to link one pair of tables (one source to the frame, or any two tables).
+
+    The pipeline sets the fields from its ``linkage`` config (:func:`linkage.stage.link_settings`);
+    a library user builds one directly, e.g.
+    ``LinkSettings(comparisons=["name", "dob"], blocking_rules=["dob", "name_exact"])``.
+    Comparisons or rules whose columns are empty on either side are left out (``info`` says
+    which were used).
+
+    Attributes
+    ----------
+    comparisons
+        Fellegi-Sunter comparisons, each with its own agreement levels (:data:`COMPARISONS`):
+        ``name`` (first and last name: exact, nickname, swapped, Jaro-Winkler similar, one
+        missing, ...), ``dob`` (exact, day/month swapped, one edit, two of three parts),
+        ``sex``, ``ssn`` and ``other_id`` (exact, one edit), ``location`` (address exact or
+        similar, same block, same ZIP: one comparison, so that living in one place is not
+        counted twice). A comparison reads the linkage fields of the same name
+        (``location``: ``address``, ``zip``, ``block_id``).
+    blocking_rules
+        Which pairs are scored at all: the union of the pairs each rule admits
+        (:data:`BLOCKING_RULES`), e.g. ``dob`` (same date of birth), ``name_exact`` (same first
+        and last name), ``name_year`` (same Soundex of both names and birth year),
+        ``name_swap_year``, ``zip_last``, ``zip_first``, ``zip_last_initial``,
+        ``address_first``, ``block_last``, ``block_first``, ``address``, ``ssn``,
+        ``other_id``. A true match that no rule admits cannot be found.
+    em_blocking_rules
+        Blocking rules on which the m probabilities (how often true matches agree at each
+        level) are trained by expectation-maximisation, one session per rule; a session that
+        fails (too few pairs in small tables) keeps the starting m values (``info`` lists the
+        rules that trained).
+    threshold
+        Match probability at or above which a scored pair may become a link.
+    u_max_pairs
+        Random pairs sampled (in one chunk) to estimate the u probabilities (how often
+        non-matches agree by chance). A level never seen among them gets ``u = 3 /
+        u_max_pairs`` (the rule of three) instead of Splink's generic default.
+    em_max_pairs
+        Most blocked pairs read by one EM session (``None``: all).
+    em_max_iterations
+        EM iterations per session.
+    seed
+        Seed of the u sampling: the same tables and settings give the same links.
+    threads
+        DuckDB threads.
+    expected_match_share
+        Share of the smaller table's records expected to have a match in the other; sets the
+        prior probability that two random records match, ``share * min(n_l, n_r) / (n_l n_r)``
+        (at most 0.5).
+    memory_limit
+        DuckDB memory limit (e.g. ``"4GB"``); past it DuckDB spills to disk. ``None``: DuckDB's
+        default.
+    many_to_many
+        :func:`link_any` only. ``False`` (default): at most one link per right-hand record and
+        one per left-hand record (plus right-hand within-source duplicates), as
+        :func:`best_links`. ``True``: every scored pair at or above ``threshold`` is a link, so
+        a record may link to several (duplicates on either side, or ambiguous candidates).
+    quiet
+        :func:`link_any` only. ``True`` (default): Splink's log lines and warnings (untrained
+        levels, EM sampling notes: 15-20 lines per call on small tables) and this module's
+        per-step warnings are silenced for the duration of the call; what they report is in
+        ``info``. Logging and warning settings are restored afterwards. ``False``: Splink logs
+        at WARNING.
+    return_pairs
+        :func:`link_any` only. ``True``: ``info["scored_pairs"]`` holds the scored pairs
+        (``left_id, right_id, match_weight, match_probability``) at or above
+        ``pairs_threshold``, e.g. to choose a threshold or draw a precision-recall curve.
+    pairs_threshold
+        :func:`link_any` only, with ``return_pairs``: lowest match probability of a returned
+        pair (``None``: ``threshold``; ``0``: every blocked pair). Below ``threshold`` Splink
+        scores more pairs; the links still use ``threshold``.
+    """
 
     comparisons: list[str] = field(
         default_factory=lambda: ["name", "dob", "sex", "ssn", "location"]
@@ -227,6 +301,11 @@ class LinkSettings:
     threads: int = 2
     expected_match_share: float = 0.9
     memory_limit: str | None = "4GB"
+    # Options of the library entry point link_any (link_tables and the pipeline ignore them).
+    many_to_many: bool = False
+    quiet: bool = True
+    return_pairs: bool = False
+    pairs_threshold: float | None = None
 
 
 def _usable(table: pd.DataFrame, columns: tuple[str, ...]) -> bool:
@@ -550,6 +629,59 @@ def best_links(
     return links.sort_values("right_id", kind="stable").reset_index(drop=True)
 
 
+@contextlib.contextmanager
+def quiet_splink() -> Iterator[None]:
+    """Silence Splink's log records and warnings (and this module's) inside the block.
+
+    Splink's ``Linker`` sets its logger's level and, when no handler would receive its records,
+    gives it a handler of its own on stderr. Here the ``splink`` logger gets a handler that
+    drops records and stops propagating, so nothing reaches stderr or the root handlers; its
+    handlers, level and propagation are restored afterwards. Warnings raised from Splink's
+    modules are ignored within :func:`warnings.catch_warnings` (which restores the filters).
+    """
+    splink_logger = logging.getLogger("splink")
+    saved_level, saved_propagate = splink_logger.level, splink_logger.propagate
+    saved_handlers = list(splink_logger.handlers)
+    own_level = log.level
+    sink = logging.NullHandler()
+    for handler in saved_handlers:
+        splink_logger.removeHandler(handler)
+    splink_logger.addHandler(sink)
+    splink_logger.propagate = False
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="splink")
+            yield
+    finally:
+        splink_logger.removeHandler(sink)
+        for handler in saved_handlers:
+            splink_logger.addHandler(handler)
+        splink_logger.setLevel(saved_level)
+        splink_logger.propagate = saved_propagate
+        log.setLevel(own_level)
+
+
+def check_link_options(settings: LinkSettings) -> None:
+    """Check the :func:`link_any` options of ``settings``.
+
+    Raises
+    ------
+    InputError
+        ``threshold`` or ``pairs_threshold`` outside 0-1.
+    """
+    from pipeline_common.errors import InputError
+
+    for name in ("threshold", "pairs_threshold"):
+        value = getattr(settings, name)
+        if value is None and name == "pairs_threshold":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise InputError(
+                "LinkSettings", name, f"{value!r} is not a probability", "give a number in 0-1"
+            )
+
+
 def link_any(
     left_raw: pd.DataFrame,
     right_raw: pd.DataFrame,
@@ -559,35 +691,57 @@ def link_any(
     reference_date: str = "2020-04-01",
     accept_synthetic_9xx: bool = True,
 ) -> tuple[pd.DataFrame, dict]:
-    """Link any two tables, given how their columns map to the linkage fields.
+    """Link any two tables of person records, given how their columns map to linkage fields.
+
+    Maps and standardizes both tables (:func:`linkage.standardize.standardize_identity`:
+    upper case, accents and punctuation removed, nicknames resolved, dates parsed), trains a
+    Fellegi-Sunter model on them (u by random sampling, m by EM; :func:`link_tables`), scores
+    the blocked pairs and keeps links (:func:`best_links`, or every pair above the threshold
+    with ``settings.many_to_many``). Link only: records are never linked within one table.
 
     Parameters
     ----------
     left_raw, right_raw
-        The tables as they come.
+        The tables as they come, one record per row.
     left_fields, right_fields
         ``{linkage field: column}``; linkage fields: ``unique_id`` (required), ``first_name``,
         ``last_name``, ``dob``, ``sex``, ``ssn``, ``address``, ``zip``, ``block_id``,
         ``other_id``. A column may be a list of columns joined by spaces (e.g. street number
         and street name): pass ``"col_a+col_b"``.
     settings
-        As for :func:`link_tables`.
+        Comparisons, blocking rules, training sizes, threshold and the options of this function
+        (``many_to_many``, ``quiet``, ``return_pairs``, ``pairs_threshold``): see
+        :class:`LinkSettings`.
+    reference_date
+        ``YYYY-MM-DD``: dates of birth after it are treated as errors (nulled).
+    accept_synthetic_9xx
+        Accept SSNs of area 9xx (this project's synthetic SSNs); real SSNs never start with 9.
 
     Returns
     -------
     (links, info)
-        ``links``: ``left_id, right_id, match_probability, match_weight, link_pass`` (one per
-        right record at most); ``info`` as from :func:`link_tables`.
+        ``links``: DataFrame ``left_id, right_id, match_probability, match_weight, link_pass``
+        sorted by ``right_id`` (ids as strings). One-to-one (default): at most one link per
+        right-hand record; ``link_pass`` 1 for the greedy one-to-one pass, 2 for a right-hand
+        record linked as a duplicate of another linked to the same person. With
+        ``many_to_many``: every pair at or above ``threshold``, ``link_pass`` 0.
+        ``info``: dict of what was used and learned: ``left_records``, ``right_records``,
+        ``comparisons``, ``blocking_rules``, ``em_blocking_rules`` (those that trained),
+        ``u_floored_levels``, ``pairs_scored_above_threshold`` (at the threshold Splink
+        predicted at), ``train_seconds``, ``predict_seconds``, ``model`` (m, u and match weight
+        of every comparison level); with ``return_pairs`` also ``scored_pairs`` (a DataFrame,
+        see :class:`LinkSettings`).
 
     Raises
     ------
     InputError
         Before any linkage work: an unknown linkage field or comparison name, a mapped column
-        the table lacks (with the nearest column name), duplicate or missing ids, or a mapped
+        the table lacks (with the nearest column name), duplicate or missing ids, a mapped
         identifier whose values are mostly not of its shape (e.g. 7-digit numbers mapped to
-        ``ssn``: map them to ``other_id``). A mapped field that no comparison or blocking rule
-        reads is a ``UserWarning``.
+        ``ssn``: map them to ``other_id``), or a threshold outside 0-1. A mapped field that no
+        comparison or blocking rule reads is a ``UserWarning``.
     """
+    check_link_options(settings)
     for side, table, fields in (
         ("left", left_raw, left_fields),
         ("right", right_raw, right_fields),
@@ -602,8 +756,22 @@ def link_any(
         ("right", right_mapped, right, right_fields),
     ):
         check_standardized(mapped, std, fields, side)
-    pairs, info = link_tables(left, right, settings)
-    links = best_links(pairs, settings.threshold, right)
+    pairs_threshold = settings.threshold
+    if settings.return_pairs and settings.pairs_threshold is not None:
+        pairs_threshold = float(settings.pairs_threshold)
+    # Score down to the lower of the two thresholds; links still use settings.threshold.
+    scoring = dataclasses.replace(settings, threshold=min(settings.threshold, pairs_threshold))
+    with quiet_splink() if settings.quiet else contextlib.nullcontext():
+        pairs, info = link_tables(left, right, scoring)
+    if settings.many_to_many:
+        links = pairs.loc[pairs["match_probability"] >= settings.threshold]
+        links = links.loc[:, ["left_id", "right_id", "match_probability", "match_weight"]]
+        links = links.assign(link_pass=0).reset_index(drop=True)
+    else:
+        links = best_links(pairs, settings.threshold, right)
+    if settings.return_pairs:
+        info["scored_pairs"] = pairs.loc[pairs["match_probability"] >= pairs_threshold]
+        info["scored_pairs"] = info["scored_pairs"].reset_index(drop=True)
     return links, info
 
 

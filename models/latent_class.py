@@ -26,6 +26,9 @@ additive log-ratios against the ``none`` category, all sources in one vector
 (:mod:`models.source_simplex`).
 Together these took the condition number of the posterior correlation at the mode, default
 scenario with county and tract levels, from 39,000 to 288.
+
+As a library (docs/LIBRARY.md): :func:`problem_from_table` -> :func:`build_model` ->
+:func:`sample` -> :func:`diagnostics`, :func:`class_prevalence`, :func:`category_probabilities`.
 """
 
 from __future__ import annotations
@@ -126,6 +129,10 @@ class LatentClassProblem:
     # Per pattern, how many times the multinomial variance the class split of a cell shows
     # (persons of a household share status); used by posterior prediction only. None: 1.
     pattern_split_dispersion: np.ndarray | None = None
+    # Dirichlet concentration on the class shares, one value per class in class order (None: the
+    # logit-normal prior of ``intercept_mu``/``intercept_sd``). It replaces the intercept's prior:
+    # see :func:`problem_from_table` (``class_share_prior``) for what it means with groups.
+    class_share_prior: np.ndarray | None = None
 
     @property
     def n_source_ages(self) -> int:
@@ -173,6 +180,12 @@ class LatentClassProblem:
         check_prior_scales(
             self.prior_scales, [name for name, _, _ in self.levels], "LatentClassProblem"
         )
+        if self.class_share_prior is not None:
+            share_prior = np.asarray(self.class_share_prior, dtype=float)
+            if share_prior.shape != (k,) or not np.all(share_prior > 0):
+                raise ValueError(f"class_share_prior must be {k} positive numbers (one per class)")
+            if class_logit_map(self) is not None:
+                raise ValueError("class_share_prior cannot be combined with class_logit_base")
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,7 +368,23 @@ def _apply_zeros(problem: LatentClassProblem, s: int, theta: np.ndarray) -> np.n
 
 
 def build_model(problem: LatentClassProblem):
-    """The PyMC model of ``problem`` (returns ``pm.Model``)."""
+    """The PyMC model of ``problem`` (see the module docstring).
+
+    Parameters
+    ----------
+    problem
+        E.g. from :func:`problem_from_table`; checked with :meth:`LatentClassProblem.validate`.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``theta_logratio`` (all sources' log-ratios) and ``intercept`` (the
+        non-reference classes' logits against the first class; per top-level unit with few
+        groups), plus random effects for groups (``sigma_group``, ``z_group``); deterministic
+        ``theta_{source}`` (classes x categories: ``P(category | class)``). Sample it with
+        :func:`sample`; the exact cell counts are the data ``cell_count``
+        (``pm.set_data`` refits new counts without rebuilding).
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -397,7 +426,10 @@ def build_model(problem: LatentClassProblem):
             lik = pt.exp(pt.sum(log_probs.ravel()[index], axis=1))[None]
 
         top = fixed_top_level(problem)
-        if top is None:
+        if problem.class_share_prior is not None:
+            intercept = class_share_intercept(problem, top)
+            unit_value = intercept[None, :] if top is None else intercept.T
+        elif top is None:
             intercept = pm.Normal(
                 "intercept", scales["intercept_mu"], scales["intercept_sd"], dims="class_nonref"
             )
@@ -434,7 +466,7 @@ def build_model(problem: LatentClassProblem):
                 # Centred, units with much data each (tracts): each unit's logits around its
                 # parent's. Measured on the default scenario, this mixed better than centred
                 # effects constrained to sum to zero, whose constraint couples the county
-                # intercepts with every tract (bulk ESS 233 -> see README).
+                # intercepts with every tract (bulk ESS 233 -> see docs/RESULTS.md, "Model").
                 inherited = unit_value[parent]
                 eta = pm.Normal(
                     f"eta_{name}",
@@ -541,6 +573,34 @@ def build_model(problem: LatentClassProblem):
                     ),
                 )
     return model
+
+
+def class_share_intercept(problem: LatentClassProblem, top):
+    """The class-prior intercept under a Dirichlet prior on the class shares (inside a model).
+
+    The intercept holds the logits of the non-reference classes against the first class
+    (``pi = softmax([0, intercept])``). If ``pi ~ Dirichlet(c)``, those logits have the density
+    ``prod_k pi_k^c_k / B(c)`` (the Jacobian of the softmax is ``prod_k pi_k``), so a flat
+    intercept plus that log-density as a potential is exactly the Dirichlet prior on ``pi``.
+    ``top`` (:func:`fixed_top_level`): with one intercept per top unit (few groups), each unit's
+    shares get the prior independently. Being a potential, this prior cannot be forward-sampled
+    (``pm.sample_prior_predictive``); sampling the model with zero counts draws from it.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    concentration = np.asarray(problem.class_share_prior, dtype="float64")
+    if top is None:
+        intercept = pm.Flat("intercept", dims="class_nonref")
+        logits = pt.concatenate([pt.zeros((1,)), intercept])
+        log_shares = logits - pt.logsumexp(logits)
+        pm.Potential("class_share_prior", pt.dot(concentration, log_shares))
+        return intercept
+    intercept = pm.Flat("intercept", dims=("class_nonref", top[0]))
+    logits = pt.concatenate([pt.zeros((1, len(top[2]))), intercept], axis=0)
+    log_shares = logits - pt.logsumexp(logits, axis=0, keepdims=True)
+    pm.Potential("class_share_prior", pt.sum(concentration[:, None] * log_shares))
+    return intercept
 
 
 def unit_source_age(problem: LatentClassProblem, table: AggregateTable) -> np.ndarray:
@@ -1223,7 +1283,15 @@ def dirichlet_multinomial_rows(
 
 
 def diagnostics(idata, var_names: list[str] | None = None) -> dict:
-    """Max R-hat (rank), min bulk/tail ESS over ``var_names`` and divergences."""
+    """Max R-hat (rank), min bulk/tail ESS over ``var_names`` and divergences.
+
+    Returns
+    -------
+    dict
+        ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail`` over every element of the posterior
+        variables ``var_names`` (all when ``None``), and ``divergences`` (count). Rules of thumb:
+        R-hat below 1.01, bulk ESS above 400, no divergences.
+    """
     import arviz as az
 
     post = idata["posterior"].to_dataset()
@@ -1390,6 +1458,71 @@ def check_table_labels(
     check_prior_scales(prior_scales or {}, ["group"] if group_column else [], where)
 
 
+def check_class_share_prior(
+    class_share_prior: dict | None,
+    class_names: list[str],
+    prior_scales: dict | None,
+    where: str = "problem_from_table",
+) -> None:
+    """Check the ``class_share_prior`` option of :func:`problem_from_table`.
+
+    Raises
+    ------
+    InputError
+        Not a mapping, a key that is not a class name (with the nearest name), a class without
+        a value, a value that is not a positive number, or ``intercept_mu``/``intercept_sd`` in
+        ``prior_scales`` as well (both would set the prior of the class shares).
+    """
+    from pipeline_common.config_checks import suggestion
+    from pipeline_common.errors import InputError
+
+    if class_share_prior is None:
+        return
+    if not isinstance(class_share_prior, dict):
+        raise InputError(
+            where,
+            "class_share_prior",
+            f"{class_share_prior!r} is not a mapping",
+            "give {class name: concentration}, e.g. {'diseased': 2, 'healthy': 8}",
+        )
+    names = [str(c) for c in class_names]
+    for key, value in class_share_prior.items():
+        if str(key) not in names:
+            raise InputError(
+                where,
+                f"class_share_prior[{key!r}]",
+                f"not one of class_names{suggestion(str(key), names)}",
+                f"key class_share_prior by the class names {names}",
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise InputError(
+                where, f"class_share_prior[{key!r}]", f"{value!r} is not a number", "give one"
+            )
+        if not np.isfinite(value) or value <= 0:
+            raise InputError(
+                where,
+                f"class_share_prior[{key!r}]",
+                f"{value!r} is not a positive number",
+                "give a concentration > 0 (a pseudo-count of persons)",
+            )
+    missing = [c for c in names if c not in {str(k) for k in class_share_prior}]
+    if missing:
+        raise InputError(
+            where,
+            "class_share_prior",
+            f"no value for class(es) {missing}",
+            "give every class a concentration",
+        )
+    both = [k for k in ("intercept_mu", "intercept_sd") if k in (prior_scales or {})]
+    if both:
+        raise InputError(
+            where,
+            f"prior_scales.{both[0]}",
+            "set together with class_share_prior; both would set the prior of the class shares",
+            "give one of them",
+        )
+
+
 def problem_from_table(
     table: pd.DataFrame,
     source_columns: list[str],
@@ -1399,18 +1532,107 @@ def problem_from_table(
     group_column: str | None = None,
     categories: dict[str, list] | None = None,
     prior_scales: dict | None = None,
+    class_share_prior: dict[str, float] | None = None,
 ) -> LatentClassProblem:
-    """A problem from any ``(group, pattern, count)`` table, e.g. diagnostic-test data.
+    """A latent-class problem from any count table, e.g. diagnostic tests without a gold standard.
 
-    Groups (if ``group_column``) get a random effect on the class prior; without a group column
-    all rows share one class prior.
+    The model: every person belongs to one latent class (e.g. diseased / disease-free); given
+    the class, each source (a test, rater or register) reports one of its categories with
+    class-specific probabilities, independently of the other sources; a group's persons fall in
+    the classes with the group's class shares. Source probabilities are the same in every group
+    (with two groups and two tests, the Hui-Walter design).
+
+    Parameters
+    ----------
+    table
+        One row per group x pattern: the label each source gave (one column per source), the
+        group (if ``group_column``) and the number of persons with that pattern in that group
+        (``count_column``). Patterns nobody has may be left out; rows with count 0 are
+        dropped; rows repeating a group and pattern add up. E.g. for two tests::
+
+            test_a  test_b  n
+            pos     pos     40
+            pos     neg     10
+            neg     pos      5
+            neg     neg     45
+
+    source_columns
+        The columns holding the sources' labels. A missing label is an error: code "no answer"
+        as a category of its own.
+    count_column
+        The column of counts (non-negative whole numbers).
+    class_names
+        The latent classes, two or more. Their order is the row order of every ``alpha`` and
+        of the model's ``class`` coordinate; the first class is the reference of the class
+        shares' logits (``intercept`` holds the logits of the other classes against it).
+    alpha
+        ``{source column: array}``, the Dirichlet prior of each source's category
+        probabilities, shape ``(len(class_names), number of categories)``: row ``k`` is the
+        prior of ``P(category | class k)`` for that source, one column per category in the
+        order of ``categories[source]`` (by default the sorted labels). A row's values are
+        pseudo-counts: its normalised row is the prior mean, its sum the prior's weight in
+        persons. Sources not given get ones (a uniform prior). Uniform priors leave the classes
+        unnamed (any relabelling fits as well): give at least one source a prior saying which
+        class is which, e.g. ``[[8, 2], [2, 8]]`` over ``("neg", "pos")`` for classes
+        ``("disease_free", "diseased")`` (a test is more often positive for the diseased).
+        Then ``theta_{source}[k, c]`` in the posterior is ``P(category c | class k)``: for a
+        test with categories ``("neg", "pos")``, ``theta[diseased, pos]`` is its sensitivity
+        and ``theta[disease_free, neg]`` its specificity.
+    group_column
+        Optional column of group labels (populations, sites, strata). Each group gets class
+        shares of its own. With fewer than ``min_random_units`` groups (default 8) every group
+        has its own intercept with the prior below; with more, the intercept is the centre of
+        the groups and group effects (summing to zero) vary with a scale ``sigma_group ~
+        HalfNormal(group_sd)``. Without a group column all rows share one set of class shares.
+    categories
+        ``{source column: ordered list of labels}``: the categories of a source, in the order
+        of its ``alpha`` columns; may include labels no row has. A label in the table outside
+        this list is an error. Sources not given: the sorted distinct labels of the column.
+    prior_scales
+        Numbers for the class-share prior (unknown keys are an error):
+
+        - ``intercept_mu`` (0.0), ``intercept_sd`` (2.5): each non-reference class's logit
+          against the first class is ``Normal(intercept_mu, intercept_sd)`` (per group with
+          few groups);
+        - ``group_sd`` (default ``level_sd``, 1.0): the half-normal scale of the spread of
+          the group logits when groups are random (see ``group_column``);
+        - ``min_random_units`` (8): fewest groups that get a random effect;
+        - ``age_sd``, ``county_sd``, ``tract_sd``, ``block_sd``, ``source_age_sd``: accepted
+          for the pipeline's problems, no effect on a table problem.
+    class_share_prior
+        ``{class name: concentration}`` for every class: a Dirichlet prior on the class shares
+        instead of the logit-normal one (do not also give ``intercept_mu``/``intercept_sd``).
+        With two classes ``{first: a, second: b}`` puts a ``Beta(a, b)`` prior on the first
+        class's share; ``a + b`` is the prior's weight in persons. Without groups, or with
+        fewer than ``min_random_units`` groups, each set of class shares (each group's) has
+        this prior independently (the classical Hui-Walter priors). With random groups it is
+        the prior of the centre's shares: those of a group whose effect is zero (the
+        logit-scale centre of the groups, not their population-weighted mean). It is a flat
+        intercept plus the Dirichlet log-density as a potential (exact, softmax Jacobian
+        included), so ``pm.sample_prior_predictive`` cannot draw from it.
+
+    Returns
+    -------
+    LatentClassProblem
+        Pass it to :func:`build_model`, sample with :func:`sample`, check with
+        :func:`diagnostics`, and read the results with :func:`class_prevalence` (class shares
+        overall and per group) and :func:`category_probabilities` (each source's
+        ``P(category | class)``).
 
     Raises
     ------
     InputError
-        Before anything is built (see :func:`check_table_labels`): misspelt columns, missing
-        labels, labels that do not match the declared ``categories``, unknown ``alpha`` or
-        ``prior_scales`` keys.
+        Before anything is built (see :func:`check_table_labels` and
+        :func:`check_class_share_prior`): misspelt columns, missing labels, labels that do not
+        match the declared ``categories``, unknown ``alpha``, ``prior_scales`` or
+        ``class_share_prior`` keys, an ``alpha`` of the wrong shape.
+
+    Examples
+    --------
+    >>> problem = problem_from_table(table, ["test_a", "test_b"], "n", ["healthy", "ill"],
+    ...                              alpha={"test_a": [[8, 2], [2, 8]]})  # doctest: +SKIP
+    >>> idata, seconds = sample(build_model(problem), sampler="pymc", seed=1)  # doctest: +SKIP
+    >>> class_prevalence(problem, idata)  # doctest: +SKIP
     """
     check_table_labels(
         table,
@@ -1422,8 +1644,11 @@ def problem_from_table(
         categories,
         prior_scales,
     )
-    table = table.loc[table[count_column] > 0].reset_index(drop=True)
+    check_class_share_prior(class_share_prior, class_names, prior_scales)
+    # Categories from every row (as check_table_labels counted them for alpha's shape), before
+    # rows with count 0 are dropped.
     cats = {c: list((categories or {}).get(c, sorted(table[c].unique()))) for c in source_columns}
+    table = table.loc[table[count_column] > 0].reset_index(drop=True)
     pats = table[source_columns].drop_duplicates().reset_index(drop=True)
     codes = np.column_stack(
         [pats[c].map({v: i for i, v in enumerate(cats[c])}) for c in source_columns]
@@ -1443,6 +1668,10 @@ def problem_from_table(
     else:
         n_groups = 1
         cell_group = np.zeros(len(table), dtype=np.int64)
+    share_prior = None
+    if class_share_prior is not None:
+        by_name = {str(name): float(v) for name, v in class_share_prior.items()}
+        share_prior = np.array([by_name[str(c)] for c in class_names])
     return LatentClassProblem(
         source_names=[str(c) for c in source_columns],
         categories=[list(map(str, cats[c])) for c in source_columns],
@@ -1455,7 +1684,109 @@ def problem_from_table(
         cell_count=table[count_column].to_numpy().astype(np.int64),
         levels=levels,
         prior_scales=prior_scales or {},
+        class_share_prior=share_prior,
     )
+
+
+def _interval_columns(draws: np.ndarray, interval: float) -> dict[str, np.ndarray]:
+    """Posterior mean and equal-tailed ``interval`` bounds over the first axis of ``draws``."""
+    tail = (1.0 - interval) / 2.0
+    lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+    return {"mean": draws.mean(axis=0), "lower": lower, "upper": upper}
+
+
+def _check_interval(interval: float) -> None:
+    if not 0.0 < float(interval) < 1.0:
+        raise ValueError(f"interval must be between 0 and 1, got {interval!r}")
+
+
+def class_prevalence(problem: LatentClassProblem, idata, interval: float = 0.9) -> pd.DataFrame:
+    """Class shares (prevalences) of a fitted problem, overall and per group.
+
+    Parameters
+    ----------
+    problem
+        The problem the model was built from (e.g. :func:`problem_from_table`).
+    idata
+        The posterior from :func:`sample` of :func:`build_model` of ``problem``.
+    interval
+        Probability of the equal-tailed posterior interval (0.9: the 5% and 95% quantiles).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group, class, mean, lower, upper``: the posterior mean and interval of the
+        share of each class. Rows with ``group == "all"`` come first: the share in the whole
+        table, each group weighted by its number of persons in the table (with no group
+        column, the only rows). Then one row per group (its label as a string) and class,
+        when the problem has more than one group. Each group's shares sum to 1 in every draw.
+    """
+    _check_interval(interval)
+    draws = stack_draws(idata, parameter_names(problem))
+    n_draws = len(draws["intercept"])
+    shares = np.stack([class_probs_np(problem, draws, d) for d in range(n_draws)])
+    weights = np.bincount(
+        problem.cell_group, weights=problem.cell_count.astype(float), minlength=problem.n_groups
+    )
+    weights = weights / max(weights.sum(), 1.0)
+    overall = np.einsum("dgk,g->dk", shares, weights)
+    k = problem.n_classes
+    frames = [pd.DataFrame({"group": "all", "class": problem.class_names})]
+    frames[0] = frames[0].assign(**_interval_columns(overall, interval))
+    if problem.n_groups > 1:
+        # A table problem's groups are its one level's units; otherwise groups are numbered.
+        labels = [str(g) for g in range(problem.n_groups)]
+        if problem.levels and len(problem.levels[-1][2]) == problem.n_groups:
+            labels = [str(x) for x in problem.levels[-1][2]]
+        per_group = _interval_columns(shares, interval)  # each (groups x k)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "group": np.repeat(labels, k),
+                    "class": np.tile(problem.class_names, problem.n_groups),
+                    **{name: values.ravel() for name, values in per_group.items()},
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def category_probabilities(
+    problem: LatentClassProblem, idata, interval: float = 0.9
+) -> pd.DataFrame:
+    """Each source's ``P(category | class)`` of a fitted problem (e.g. sensitivities).
+
+    Parameters
+    ----------
+    problem, idata, interval
+        As for :func:`class_prevalence`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``source, class, category, mean, lower, upper``, one row per source, class and
+        category: the posterior mean and equal-tailed interval of the probability that the
+        source reports the category for a person of the class (``theta_{source}``). For a
+        test with categories ``neg``/``pos``, the row (diseased, pos) is its sensitivity and
+        (disease-free, neg) its specificity.
+    """
+    _check_interval(interval)
+    draws = stack_draws(idata, [f"theta_{name}" for name in problem.source_names])
+    frames = []
+    for s, name in enumerate(problem.source_names):
+        theta = draws[f"theta_{name}"]  # (draws, k, C)
+        n_cat = len(problem.categories[s])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "source": name,
+                    "class": np.repeat(problem.class_names, n_cat),
+                    "category": np.tile(problem.categories[s], problem.n_classes),
+                    **{k: v.ravel() for k, v in _interval_columns(theta, interval).items()},
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 def all_patterns(categories: list[list[str]]) -> np.ndarray:

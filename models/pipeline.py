@@ -8,7 +8,7 @@ and ``other_noncitizen`` (temporary lawful and unauthorized). Citizens = native 
 Noncitizens are two classes because sources are far from independent among them: an LPR has a
 Numident record and an LPR grant together, a visitor or unauthorized resident usually neither.
 With one noncitizen class the model read "Numident noncitizen, nothing else" and "no record at
-all" wrongly (measured on the default scenario, exact cells: 4 classes vs 3, see README).
+all" wrongly (measured on the default scenario, exact cells: 4 classes vs 3, see docs/RESULTS.md).
 With ``model.withheld_classes``, two more: ``naturalized_withheld`` and
 ``noncitizen_withheld``, persons the data-use policy hides from every DHS source (see
 :data:`WITHHELD_CLASSES`); citizens then include ``naturalized_withheld``.

@@ -11,13 +11,13 @@ work does. Exponents:
 
 - 1 for work that grows with persons (world, tabulation, baselines, evaluations, publication);
 - 0.6 for memory of the fits and predictions, which follows cells, not persons: ten times the
-  persons gave four times the cells (README, "Cost follows cells"; log 4 / log 10 = 0.6);
+  persons gave four times the cells (docs/RESULTS.md, "Cost follows cells"; log 4 / log 10 = 0.6);
 - 0.8 for the fits' wall time: the gradient costs about as much as the cells, leapfrog steps
   per draw grew 9 -> 15 from 100k to 1M persons, and tract parameters grow with persons;
 - 1.5 for linkage wall time: the date-of-birth blocking rule pairs every frame person with
   every record of the same date of birth, so blocked pairs grow faster than persons.
 
-Figures behind the default values (README, "Measured results"): the 1M-person world in 17 s at
+Figures behind the default values (docs/RESULTS.md): the 1M-person world in 17 s at
 2.0 GB peak; the linkage stage on a 1M-person world in 578 s at 6.4 GB peak (Numident 195 s);
 the default run's exact fit 157 s (4-5 minutes on a busy machine, up to three sampling
 attempts), prediction 20 s; on the ``small`` scenario (a fifth of the default's persons) the

@@ -10,8 +10,10 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -217,13 +219,65 @@ def _digests(root: Path) -> dict[Path, str]:
     }
 
 
-def test_same_seed_same_published_bytes(tiny_run):
+def _kill_during_fit(workdir: Path, timeout: float = 1500.0) -> None:
+    """Start a full rerun and SIGKILL its whole process group once the exact fit is sampling.
+
+    The signal is the hard kind (no clean-up handlers run): what a power loss or an OOM killer
+    does to a long fit.
+    """
+    log = workdir / "logs" / RUN / "model" / "fit_model.log"
+    log.unlink(missing_ok=True)  # the first run's log already says the model compiled
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "--configfile",
+        "config/scenarios/tiny.yaml",
+        "--forceall",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if log.exists() and "compiled the model" in log.read_text(errors="replace"):
+                break
+            if process.poll() is not None:
+                pytest.fail("the run ended before its exact fit started sampling")
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the exact fit did not start sampling within {timeout:.0f} s")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_same_seed_same_published_bytes_even_after_a_kill_mid_fit(tiny_run):
+    """A second run, SIGKILLed while the exact fit samples and then resumed as the README says
+    (``--unlock``, then the same command), publishes the same bytes as the first run: the run is
+    deterministic, nothing half-written survives the kill, and the resumed run redoes the fit."""
     results = tiny_run / "results" / RUN
     published = results / "published"
     first = _digests(results)
     shutil.rmtree(results)
-    again = run_workflow(tiny_run, "--forceall")
+    _kill_during_fit(tiny_run)
+    # Outputs are written atomically: the killed fit left neither of its outputs, nor anything
+    # downstream of it.
+    assert not (results / "model" / "posterior.nc").exists()
+    assert not (results / "model" / "diagnostics.json").exists()
+    assert not published.exists()
+    unlocked = run_workflow(tiny_run, "--unlock")
+    assert unlocked.returncode == 0, unlocked.stderr[-3000:]
+    again = run_workflow(tiny_run)
     assert again.returncode == 0, again.stderr[-6000:]
+    assert "rule fit_model" in again.stdout + again.stderr
     second = _digests(results)
     pub = Path("published")
     assert {k for k in first if pub in k.parents} == {k for k in second if pub in k.parents}
@@ -232,7 +286,7 @@ def test_same_seed_same_published_bytes(tiny_run):
     # diagnostics and benchmark-like JSON differ legitimately).
     upstream = sorted(str(k) for k in first if pub not in k.parents and first[k] != second.get(k))
     assert not differing, (
-        f"published files differ between identical runs: {differing}; "
-        f"upstream files that differ: {upstream}"
+        f"published files differ between an uninterrupted run and a killed-then-resumed one: "
+        f"{differing}; upstream files that differ: {upstream}"
     )
     assert published.is_dir()
