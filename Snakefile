@@ -36,10 +36,12 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/sensitivity.smk"
 
 
+# Target rules run no job: on a cluster they stay on the submitting machine.
 rule all:
     default_target: True
     input:
         all_outputs(),
+    localrule: True
 
 
 # A fit that missed its convergence targets is said loudly at the end of the run.

@@ -839,6 +839,106 @@ def count_free_parameters(model) -> int:
     return int(sum(np.prod(v.shape) for v in model.initial_point().values()))
 
 
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_message(
+    label: str,
+    done: int,
+    total: int,
+    divergences: int,
+    tuning: bool,
+    elapsed: float,
+) -> str:
+    """One progress line: draws done of total (all chains, tuning included), divergences so far,
+    elapsed time and the time left at the rate so far."""
+    share = done / total if total else 1.0
+    left = elapsed * (total - done) / done if done else float("nan")
+    phase = "tuning" if tuning else "sampling"
+    if done >= total:
+        phase = "done"
+    eta = _duration(left) if left == left else "unknown"
+    return (
+        f"{label}: {phase}, {done:,}/{total:,} draws ({share:.0%}), {divergences} divergences "
+        f"so far (tuning included), {_duration(elapsed)} elapsed, about {eta} left"
+    )
+
+
+def _stderr_is_logged() -> bool:
+    """Whether the root logger already writes to the terminal (stderr or stdout)."""
+    import sys
+
+    return any(
+        isinstance(h, logging.StreamHandler)
+        and not isinstance(h, logging.FileHandler)
+        and getattr(h, "stream", None) in (sys.stderr, sys.stdout)
+        for h in logging.getLogger().handlers
+    )
+
+
+def log_and_echo(message: str) -> None:
+    """Log ``message`` (the rule's log) and echo it to stderr (the terminal) when the root
+    logger does not already write there."""
+    log.info(message)
+    if not _stderr_is_logged():
+        import sys
+
+        print(time.strftime("%H:%M:%S ") + message, file=sys.stderr, flush=True)
+
+
+class SamplerProgress:
+    """nutpie ``progress_callback``: logs the sampler's progress now and then.
+
+    nutpie calls it from a background thread every ``progress_rate`` ms with one
+    ``ChainProgress`` per chain (``finished_draws``, ``total_draws``, ``divergences``,
+    ``tuning``); it only reads them, so the draws are those of a run without it (checked:
+    ``tests/test_models_progress.py``). A line goes to this module's logger (the rule's log) and,
+    when the root logger does not already write to the terminal, to stderr (Snakemake shows a
+    job's stderr): at the first draw, then once ``every`` seconds have passed since the last
+    line, or a twentieth of the time elapsed so far when that is longer (about 100 lines for a
+    7-hour fit instead of 2,500), and when every chain has finished.
+    """
+
+    def __init__(self, label: str, every: float = 10.0, clock=time.perf_counter) -> None:
+        self.label = label
+        self.every = every
+        self.clock = clock
+        self.start = clock()
+        self.last: float | None = None
+        self.finished = False
+        self.lines: list[str] = []
+
+    def __call__(self, progress) -> None:
+        now = self.clock()
+        done = sum(int(p.finished_draws) for p in progress)
+        total = sum(int(p.total_draws) for p in progress)
+        finished = total > 0 and done >= total
+        if self.finished or (done == 0 and not finished):
+            return
+        elapsed = now - self.start
+        due = self.last is None or now - self.last >= max(self.every, elapsed / 20)
+        if not (due or finished):
+            return
+        self.last, self.finished = now, finished
+        message = progress_message(
+            self.label,
+            done,
+            total,
+            sum(int(p.divergences) for p in progress),
+            any(bool(p.tuning) for p in progress),
+            elapsed,
+        )
+        self.lines.append(message)
+        log_and_echo(message)
+
+
 def compile_nutpie(model, initvals: dict | None = None):
     """Compile ``model`` for nutpie (numba), starting every chain at ``initvals``.
 
@@ -871,6 +971,8 @@ def sample(
     initvals: dict | None = None,
     warm_up: bool = True,
     compiled=None,
+    progress_label: str | None = None,
+    progress_every: float = 10.0,
 ):
     """Sample with nutpie or PyMC's NUTS; returns ``(DataTree, seconds)`` (compile included).
 
@@ -882,6 +984,8 @@ def sample(
     ``initvals``: a start point (e.g. :func:`em_start`), shared by all chains.
     ``compiled`` (nutpie only): the model as :func:`compile_nutpie` compiled it (with the same
     ``initvals``); compiled here when ``None``.
+    ``progress_label`` (nutpie only): log the sampler's progress under this name about every
+    ``progress_every`` seconds (:class:`SamplerProgress`); ``None`` logs none.
     """
     import pymc as pm
 
@@ -894,6 +998,12 @@ def sample(
         if compiled is None:
             compiled = compile_nutpie(model, initvals)
         compiled_at = time.perf_counter()
+        progress = {}
+        if progress_label is not None:
+            progress = {
+                "progress_callback": SamplerProgress(progress_label, every=progress_every),
+                "progress_rate": 1000,  # ms between calls; the callback logs less often
+            }
         idata = nutpie.sample(
             compiled,
             draws=draws,
@@ -905,6 +1015,7 @@ def sample(
             progress_bar=progressbar,
             target_accept=target_accept,
             adaptation=adaptation,
+            **progress,
         )
         seconds = time.perf_counter() - start
         log.info(

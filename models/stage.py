@@ -24,6 +24,7 @@ from models.latent_class import (
     compile_nutpie,
     count_free_parameters,
     diagnostics,
+    log_and_echo,
     modal_reference_start,
     sample,
 )
@@ -163,10 +164,14 @@ def sample_until_converged(
     targets = {key: settings[key] for key in ("rhat_max", "ess_min", "max_divergences")}
     compiled, compile_seconds = None, 0.0
     if mc["sampler"] == "nutpie":
+        log_and_echo(
+            f"{fit}: compiling the model for nutpie (numba, a fresh cache: about 2 minutes cold, "
+            "longer on a busy machine); no sampler progress is shown until it is done"
+        )
         start = time.perf_counter()
         compiled = compile_nutpie(model, initvals)
         compile_seconds = time.perf_counter() - start
-        log.info("%s: nutpie compiled the model in %.1f s", fit, compile_seconds)
+        log_and_echo(f"{fit}: nutpie compiled the model in {compile_seconds:.1f} s")
     plan = {"draws": mc["draws"], "tune": mc["tune"], "target_accept": mc["target_accept"]}
     attempts: list[dict] = []
     for attempt in range(1, int(settings["max_attempts"]) + 1):
@@ -185,6 +190,8 @@ def sample_until_converged(
             # attempts find it warm (the same in every run, so the draws stay reproducible).
             warm_up=attempt == 1,
             compiled=compiled,
+            # nutpie: draws done, divergences, elapsed and time left, about every 10 s.
+            progress_label=f"{fit}, attempt {attempt}/{int(settings['max_attempts'])}",
         )
         diag = diagnostics(idata)
         failures = convergence_failures(diag, targets)

@@ -51,3 +51,12 @@ def warn_unconverged_fits():
     message = end_of_run_warning(run_fits(RESULTS, config["privacy"]["mode"]))
     if message:
         logger.warning(message)
+
+
+# What each job asks a scheduler for (pipeline_common/resources.py, every stage's `resources:`):
+# memory in MB and wall time in minutes, from the default scenario's measured figures, grown
+# with this scenario's persons (county table x synthetic.scale) where the work grows with them.
+# (No 'rule' and colon on one line here: the linter would take this file for a rule file.)
+from pipeline_common.resources import resource_table
+
+RESOURCES = resource_table(config)

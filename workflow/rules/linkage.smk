@@ -23,6 +23,10 @@ rule linkage_standardize_frame:
         f"{BENCH}/linkage/standardize_frame.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["linkage_standardize_frame"].mem_mb,
+        runtime=RESOURCES["linkage_standardize_frame"].runtime,
     params:
         settings=settings("linkage"),
     script:
@@ -44,6 +48,9 @@ rule linkage_link_numident:
     conda:
         ENV
     threads: config["linkage"]["threads"]
+    resources:
+        mem_mb=RESOURCES["linkage_link_numident"].mem_mb,
+        runtime=RESOURCES["linkage_link_numident"].runtime,
     params:
         settings=settings("linkage"),
     script:
@@ -66,6 +73,9 @@ rule linkage_link_source:
     conda:
         ENV
     threads: 1
+    resources:
+        mem_mb=RESOURCES["linkage_link_source"].mem_mb,
+        runtime=RESOURCES["linkage_link_source"].runtime,
     params:
         settings=settings("linkage"),
     script:
@@ -89,6 +99,9 @@ rule linkage_link_source_with_pik:
     conda:
         ENV
     threads: 1
+    resources:
+        mem_mb=RESOURCES["linkage_link_source_with_pik"].mem_mb,
+        runtime=RESOURCES["linkage_link_source_with_pik"].runtime,
     params:
         settings=settings("linkage"),
     script:
@@ -113,6 +126,10 @@ rule linkage_combine:
         f"{BENCH}/linkage/combine.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["linkage_combine"].mem_mb,
+        runtime=RESOURCES["linkage_combine"].runtime,
     params:
         settings=settings("linkage"),
     script:
@@ -139,6 +156,10 @@ rule evaluate_linkage:
         f"{BENCH}/linkage/evaluate.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["evaluate_linkage"].mem_mb,
+        runtime=RESOURCES["evaluate_linkage"].runtime,
     script:
         "../scripts/linkage_evaluate.py"
 

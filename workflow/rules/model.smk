@@ -20,6 +20,10 @@ rule tabulate:
         f"{BENCH}/model/tabulate.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["tabulate"].mem_mb,
+        runtime=RESOURCES["tabulate"].runtime,
     params:
         # A changed exclusion list or category rule must re-run tabulation.
         settings=settings(),
@@ -48,6 +52,10 @@ rule exact_tables:
         f"{BENCH}/model/exact_tables.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["exact_tables"].mem_mb,
+        runtime=RESOURCES["exact_tables"].runtime,
     params:
         settings=settings("model"),
     script:
@@ -69,6 +77,9 @@ rule fit_model:
     conda:
         ENV
     threads: config["model"]["chains"]
+    resources:
+        mem_mb=RESOURCES["fit_model"].mem_mb,
+        runtime=RESOURCES["fit_model"].runtime,
     params:
         settings=settings("model"),
     script:
@@ -89,6 +100,10 @@ rule predict_blocks:
         f"{BENCH}/model/predict_blocks.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["predict_blocks"].mem_mb,
+        runtime=RESOURCES["predict_blocks"].runtime,
     params:
         settings=settings("model"),
     script:
@@ -109,6 +124,10 @@ rule baseline_record_rule:
         f"{BENCH}/model/baseline_record_rule.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["baseline_record_rule"].mem_mb,
+        runtime=RESOURCES["baseline_record_rule"].runtime,
     params:
         method="record_rule",
         settings=settings(),
@@ -131,6 +150,10 @@ rule baseline_census_style:
         f"{BENCH}/model/baseline_census_style.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["baseline_census_style"].mem_mb,
+        runtime=RESOURCES["baseline_census_style"].runtime,
     params:
         method="census_style",
         settings=settings(),
@@ -154,6 +177,10 @@ rule baseline_acs_direct:
         f"{BENCH}/model/baseline_acs_direct.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["baseline_acs_direct"].mem_mb,
+        runtime=RESOURCES["baseline_acs_direct"].runtime,
     params:
         settings=settings(),
         baselines=config["model"]["baselines"],
@@ -178,6 +205,10 @@ rule evaluate_estimates:
         f"{BENCH}/model/evaluate_estimates.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["evaluate_estimates"].mem_mb,
+        runtime=RESOURCES["evaluate_estimates"].runtime,
     script:
         "../scripts/model_evaluate.py"
 

@@ -25,6 +25,10 @@ rule privacy_measure:
         f"{BENCH}/privacy/measure.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["privacy_measure"].mem_mb,
+        runtime=RESOURCES["privacy_measure"].runtime,
     params:
         settings=settings("privacy"),
     script:
@@ -46,6 +50,9 @@ rule privacy_fit:
     conda:
         ENV
     threads: config["model"]["chains"]
+    resources:
+        mem_mb=RESOURCES["privacy_fit"].mem_mb,
+        runtime=RESOURCES["privacy_fit"].runtime,
     params:
         settings=settings("model", "privacy"),
     script:
@@ -66,6 +73,10 @@ rule privacy_predict:
         f"{BENCH}/privacy/predict.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["privacy_predict"].mem_mb,
+        runtime=RESOURCES["privacy_predict"].runtime,
     params:
         settings=settings("model", "privacy"),
     script:
@@ -102,6 +113,10 @@ rule publish:
         f"{BENCH}/privacy/publish.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["publish"].mem_mb,
+        runtime=RESOURCES["publish"].runtime,
     params:
         settings=settings("model", "privacy"),
     script:
@@ -121,6 +136,10 @@ rule evaluate_published:
         f"{BENCH}/privacy/evaluate_published.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["evaluate_published"].mem_mb,
+        runtime=RESOURCES["evaluate_published"].runtime,
     script:
         "../scripts/privacy_evaluate.py"
 
@@ -145,6 +164,10 @@ rule evaluate_calibration:
         f"{BENCH}/privacy/evaluate_calibration.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["evaluate_calibration"].mem_mb,
+        runtime=RESOURCES["evaluate_calibration"].runtime,
     params:
         # The seed draws the randomized PIT (as in benchmarks/calibration_study.py).
         settings=settings(),
@@ -178,6 +201,10 @@ rule evaluate_comparison:
         f"{BENCH}/privacy/evaluate_comparison.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["evaluate_comparison"].mem_mb,
+        runtime=RESOURCES["evaluate_comparison"].runtime,
     params:
         # The seed draws the randomized PIT (as evaluate_calibration does).
         settings=settings(),

@@ -71,6 +71,10 @@ rule report:
         f"{BENCH}/report/report.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["report"].mem_mb,
+        runtime=RESOURCES["report"].runtime,
     params:
         # results/{run}: the folder two levels above the report.
         run_dir=lambda wildcards, output: str(Path(output.html).parent.parent),

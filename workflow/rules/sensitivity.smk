@@ -54,6 +54,10 @@ rule sensitivity_config:
         value="[^/~]+",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["sensitivity_config"].mem_mb,
+        runtime=RESOURCES["sensitivity_config"].runtime,
     params:
         overrides=lambda wc: run_overrides(
             SENSITIVITY, wc.seed, wc.knob, wc.value, SENSITIVITY_FILE
@@ -82,6 +86,9 @@ rule sensitivity_run:
     conda:
         ENV
     threads: workflow.cores
+    resources:
+        mem_mb=RESOURCES["sensitivity_run"].mem_mb,
+        runtime=RESOURCES["sensitivity_run"].runtime,
     params:
         sensitivity=SENSITIVITY,
         sensitivity_file=SENSITIVITY_FILE,
@@ -106,6 +113,10 @@ rule sensitivity_summary:
         f"{SENS_BENCH}/summary.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["sensitivity_summary"].mem_mb,
+        runtime=RESOURCES["sensitivity_summary"].runtime,
     script:
         "../scripts/sensitivity_summary.py"
 
@@ -124,6 +135,10 @@ rule sensitivity_report:
         f"{SENS_BENCH}/report.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["sensitivity_report"].mem_mb,
+        runtime=RESOURCES["sensitivity_report"].runtime,
     params:
         sensitivity=SENSITIVITY,
         sensitivity_file=SENSITIVITY_FILE,
@@ -136,3 +151,4 @@ rule sensitivity:
     input:
         rules.sensitivity_summary.output,
         rules.sensitivity_report.output,
+    localrule: True

@@ -17,6 +17,10 @@ rule synthetic_world:
         f"{BENCH}/synthetic_world.tsv"
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["synthetic_world"].mem_mb,
+        runtime=RESOURCES["synthetic_world"].runtime,
     params:
         synthetic=config["synthetic"],
         seed=config["seed"],
