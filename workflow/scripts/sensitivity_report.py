@@ -5,7 +5,7 @@ import pandas as pd
 from pipeline_common.io import read_json, write_bytes, write_text
 from pipeline_common.logs import snakemake_log
 from reports.render import html_to_pdf
-from reports.sensitivity_report import render
+from sensitivity.report import render
 
 log = snakemake_log(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821

@@ -6,17 +6,12 @@ from pathlib import Path
 
 import yaml
 
-from models.sensitivity import METHOD_FILES, WORLD_FILES, fit_diagnostics, score_run_dir
 from pipeline_common.config import load_config
 from pipeline_common.io import write_json, write_text
 from pipeline_common.logs import snakemake_log
-from pipeline_common.sensitivity import (
-    BASELINE_KNOB,
-    baseline_run,
-    knob_paths,
-    knob_stage,
-)
-from pipeline_common.sensitivity_reuse import prepare_point
+from sensitivity.reuse import knob_stage, prepare_point
+from sensitivity.score import METHOD_FILES, WORLD_FILES, fit_diagnostics, score_run_dir
+from sensitivity.sweep import BASELINE_KNOB, baseline_run, knob_paths
 
 log = snakemake_log(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821

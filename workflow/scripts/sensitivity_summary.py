@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from models.sensitivity import aggregate, report_table, run_columns, wide_summary
 from pipeline_common.io import read_json, write_text
 from pipeline_common.logs import snakemake_log
+from sensitivity.summary import aggregate, report_table, run_columns, wide_summary
 
 log = snakemake_log(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
