@@ -20,20 +20,20 @@ from pipeline_common.errors import InputError
 from sensitivity.sweep import BASELINE_KNOB, DEFAULT_FILE, repo_path, run_name
 
 
-def _has_path(config: dict, dotted: str) -> bool:
-    node: Any = config
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return False
-        node = node[key]
-    return True
-
-
 def _get_path(config: dict, dotted: str) -> Any:
     node: Any = config
     for key in dotted.split("."):
         node = node[key]
     return node
+
+
+def _has_path(config: dict, dotted: str) -> bool:
+    """Whether every key of ``dotted`` exists, each in the mapping the previous one names."""
+    try:
+        _get_path(config, dotted)
+    except (KeyError, TypeError):  # a missing key, or a key under a number, string or list
+        return False
+    return True
 
 
 def _set_path(config: dict, dotted: str, value: Any) -> None:
