@@ -1,8 +1,7 @@
 """Wall time and peak memory of the whole linkage stage on a large world (default 1M persons).
 
-Uses the synthetic stage's ``synthetic.world.generate_world(config, rng)`` when it exists;
-otherwise the linkage package's own contract fixture (``linkage.testing.make_world``), and says
-so. Run from the repository root:
+Uses the synthetic stage's ``synthetic.world.generate_world(config)``. Run from the
+repository root:
 
     .venv/bin/python benchmarks/bench_linkage_world.py --persons 1000000 --workdir /tmp/bench1m
 """
@@ -17,7 +16,6 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from linkage.evaluate import evaluate_linkage
@@ -34,15 +32,8 @@ def build_world(config: dict, persons: int, results: Path) -> str:
     the default config's scale gives about 151k persons, so it is multiplied by
     ``persons / 151_000``.
     """
-    try:
-        from synthetic.world import generate_world, write_world
-    except ImportError as exc:
-        logging.warning("synthetic.world unavailable (%s): using the linkage fixture", exc)
-        from linkage.testing import make_world
-        from linkage.testing import write_world as write_fixture
+    from synthetic.world import generate_world, write_world
 
-        write_fixture(make_world(persons, np.random.default_rng(config["seed"])), str(results))
-        return "linkage.testing.make_world (synthetic stage unavailable)"
     world_config = copy.deepcopy(config)
     scale = float(world_config["synthetic"]["scale"]) * persons / 151_000
     world_config["synthetic"]["scale"] = min(scale, 1.0)

@@ -31,7 +31,7 @@ def run_case(label: str, n_persons: int, blocks_per_tract: int, args) -> dict:
         sample,
     )
     from models.pipeline import build_problem
-    from models.simulate import AGE_LABELS, simulate
+    from models.testing import AGE_LABELS, simulate
 
     rng = np.random.default_rng(2020)
     start = time.perf_counter()

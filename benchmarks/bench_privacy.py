@@ -15,9 +15,9 @@ import pandas as pd
 
 from pipeline_common.config import load_config
 from privacy.aggregate import aggregate
-from privacy.fixtures import fixture_draws, fixture_world
 from privacy.measure import measure
 from privacy.publish import publish
+from privacy.testing import fixture_draws, fixture_world
 
 
 def main() -> None:

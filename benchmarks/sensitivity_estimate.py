@@ -7,7 +7,7 @@ Usage::
         --baselines-from benchmarks/default --baselines-scale 0.2
 
 An estimate, not a measurement: each point's cost is the sum of the median Snakemake benchmark
-times (``s``) of the rules its knob reruns (``pipeline_common.sensitivity_reuse``), over the
+times (``s``) of the rules its knob reruns (``sensitivity.reuse``), over the
 runs given, plus a per-point overhead (nested Snakemake start and scoring). Rules run one after
 another in this sum; inside a nested run two cores let some run side by side, so the real wall
 time can be lower, while a busier machine makes it higher. Baseline rules missing from
@@ -28,15 +28,15 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipeline_common.sensitivity import (  # noqa: E402
+from pipeline_common.sources import SOURCES  # noqa: E402
+from sensitivity.point_config import resolved_run_config  # noqa: E402
+from sensitivity.reuse import knob_stage  # noqa: E402
+from sensitivity.sweep import (  # noqa: E402
     BASELINE_KNOB,
-    knob_stage,
     load_sensitivity,
     replicate_seeds,
-    resolved_run_config,
     sweep_table,
 )
-from pipeline_common.sources import SOURCES  # noqa: E402
 
 MODEL_RULES = ("model/tabulate", "model/exact_tables", "model/fit_model", "model/predict_blocks")
 PRIVACY_RULES = ("privacy/measure", "privacy/fit", "privacy/predict", "privacy/publish")
@@ -55,7 +55,7 @@ def rule_seconds(bench_dirs: list[Path]) -> dict[str, float]:
 
 
 def point_rules(stage: str, changed_sources: set[str], config: dict) -> list[str]:
-    """The rules a point reruns, by its knob's stage (see pipeline_common.sensitivity_reuse)."""
+    """The rules a point reruns, by its knob's stage (see sensitivity.reuse)."""
     if stage == "identical":
         return []
     privacy = list(PRIVACY_RULES) if config["privacy"]["mode"] != "none" else ["privacy/publish"]

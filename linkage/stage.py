@@ -7,13 +7,12 @@ are then linked with the PIK as one more comparison and blocking key.
 
 Run outside Snakemake (whole stage on an existing world)::
 
-    .venv/bin/python -m linkage.stage [scenario.yaml ...]
+    .venv/bin/python -m linkage.stage [--configfile scenario.yaml ...]
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -355,12 +354,14 @@ def run_stage(config: dict, results: Path, sources: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m linkage.stage [scenario.yaml ...]``: the stage on ``results/{run}``."""
-    from pipeline_common.config import load_config, run_dir
+    """``python -m linkage.stage [--configfile scenario.yaml ...]``: the stage on ``results/{run}``."""
+    from pipeline_common.cli import config_of, stage_parser
+    from pipeline_common.config import run_dir
     from pipeline_common.logs import setup_logging
 
+    args = stage_parser("linkage.stage", __doc__.splitlines()[0]).parse_args(argv)
     setup_logging()
-    config = load_config(*(argv if argv is not None else sys.argv[1:]))
+    config = config_of(args)
     from linkage.policy import DEFAULT_PERMITTED_FIELDS
 
     timings = run_stage(config, run_dir(config), list(DEFAULT_PERMITTED_FIELDS))

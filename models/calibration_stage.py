@@ -20,12 +20,11 @@ study, so a run scored here and by the study gives the same numbers.
 
 Command line (outside Snakemake)::
 
-    python -m models.calibration_stage results/default --seed 42
+    python -m models.calibration_stage [--configfile scenario.yaml ...] [--run-dir results/{run}]
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -259,12 +258,21 @@ def calibration_stage(
 
 
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual entry point
-    """Command line: score a run folder (``results/{run}``) and write its evaluation files."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="results/{run}")
-    parser.add_argument("--seed", type=int, required=True, help="the run's config seed")
+    """Command line: score a run folder (``results/{run}``) and write its evaluation files.
+
+    The config (``--configfile``) gives the run's folder and its seed (which draws the PIT's
+    uniforms, as the workflow's rule does).
+    """
+    from pipeline_common.cli import config_of, stage_parser
+    from pipeline_common.config import run_dir
+
+    parser = stage_parser("models.calibration_stage", __doc__.splitlines()[0])
+    parser.add_argument(
+        "--run-dir", type=Path, metavar="DIR", default=None, help="default results/{run}"
+    )
     args = parser.parse_args(argv)
-    root = args.run_dir
+    config = config_of(args)
+    root = args.run_dir or run_dir(config)
     calibration_stage(
         {method: root / relative for method, relative in METHODS.items()},
         root / "truth" / "persons.parquet",
@@ -272,10 +280,12 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual en
         root / "world" / "geography.parquet",
         root / "evaluation" / "calibration.json",
         root / "evaluation" / "calibration_levels.png",
-        args.seed,
+        config["seed"],
         root.name,
     )
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    from pipeline_common.errors import run_main
+
+    run_main(main, "models.calibration_stage")

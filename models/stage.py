@@ -1,6 +1,6 @@
 """Entry points of the model stage (called by the thin Snakemake scripts and by ``__main__``).
 
-``python -m models.stage [scenario.yaml ...]`` runs fit, prediction, baselines and evaluation
+``python -m models.stage [--configfile scenario.yaml ...]`` runs fit, prediction, baselines and evaluation
 on ``results/{run}`` outside Snakemake (tabulation: ``python -m models.tabulate``).
 """
 
@@ -411,17 +411,16 @@ def evaluate_stage(
     return doc
 
 
-def _main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual entry point
-    import argparse
-
-    from pipeline_common.config import load_config
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual entry point
+    """``python -m models.stage [--configfile scenario.yaml ...]``: fit and predict on
+    ``results/{run}``."""
+    from pipeline_common.cli import config_of, stage_parser
     from pipeline_common.logs import setup_logging
 
-    parser = argparse.ArgumentParser(description="Run the model stage on results/{run}.")
-    parser.add_argument("scenario", nargs="*")
+    parser = stage_parser("models.stage", "Run the model stage on results/{run}.")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = load_config(*args.scenario)
+    cfg = config_of(args)
     root = Path("results") / cfg["run"]
     inputs = (
         root / "privacy/measurements.parquet",
@@ -436,4 +435,4 @@ def _main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual e
 if __name__ == "__main__":  # pragma: no cover
     from pipeline_common.errors import run_main
 
-    run_main(_main, "models.stage")
+    run_main(main, "models.stage")

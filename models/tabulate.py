@@ -434,20 +434,19 @@ def exact_measurements_from_cells(cells: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-if __name__ == "__main__":  # pragma: no cover - manual entry point
-    import argparse
-    from pathlib import Path
-
-    from pipeline_common.config import load_config
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual entry point
+    """``python -m models.tabulate [--configfile scenario.yaml ...]``: the cells and patterns of
+    ``results/{run}``."""
+    from pipeline_common.cli import config_of, stage_parser
+    from pipeline_common.config import run_dir
     from pipeline_common.io import write_parquet
     from pipeline_common.logs import setup_logging
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", nargs="*", help="scenario YAML files")
-    args = parser.parse_args()
+    parser = stage_parser("models.tabulate", __doc__.splitlines()[0])
+    args = parser.parse_args(argv)
     setup_logging()
-    cfg = load_config(*args.scenario)
-    root = Path("results") / cfg["run"]
+    cfg = config_of(args)
+    root = run_dir(cfg)
     from models.pipeline import SOURCES
 
     cells_, patterns_ = tabulate(
@@ -462,3 +461,9 @@ if __name__ == "__main__":  # pragma: no cover - manual entry point
     )
     write_parquet(cells_, root / "model/cells.parquet")
     write_parquet(patterns_, root / "model/patterns.parquet")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from pipeline_common.errors import run_main
+
+    run_main(main, "models.tabulate")

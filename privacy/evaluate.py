@@ -7,8 +7,6 @@ because the estimates are of the frame population.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pandas as pd
 
@@ -102,13 +100,13 @@ def main(argv: list[str] | None = None) -> None:
     """Command line: evaluate a run's published tables."""
     from pathlib import Path
 
-    from pipeline_common.config import load_config, run_dir
+    from pipeline_common.cli import config_of, stage_parser
+    from pipeline_common.config import run_dir
     from pipeline_common.io import write_json
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", nargs="*", default=[], help="scenario YAML files")
+    parser = stage_parser("privacy.evaluate", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
-    root = run_dir(load_config(*args.config))
+    root = run_dir(config_of(args))
     frame_path = root / "world" / "frame.parquet"
     result = evaluate_published(
         pd.read_csv(root / "published" / "blocks.csv", dtype={"block_id": str}),
@@ -121,4 +119,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline_common.errors import run_main
+
+    run_main(main, "privacy.evaluate")

@@ -12,12 +12,11 @@ group unchanged. Frame counts by block and age group are public invariants (like
 so they are published exactly. Each table counts every person once, so a change moves one unit
 from one cell to another: L2 sensitivity sqrt(2) per table.
 
-Run outside Snakemake: ``python -m privacy.measure --config config/scenarios/tiny.yaml``.
+Run outside Snakemake: ``python -m privacy.measure --configfile config/scenarios/tiny.yaml``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from pathlib import Path
@@ -327,15 +326,15 @@ def measure(
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: read the run's cells/patterns/geography, write the privacy outputs."""
-    from pipeline_common.config import load_config, run_dir
+    from pipeline_common.cli import config_of, stage_parser
+    from pipeline_common.config import run_dir
     from pipeline_common.io import write_json, write_parquet
     from pipeline_common.logs import setup_logging
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", nargs="*", default=[], help="scenario YAML files")
+    parser = stage_parser("privacy.measure", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     setup_logging()
-    config = load_config(*args.config)
+    config = config_of(args)
     root = run_dir(config)
     geography_path = root / GEOGRAPHY_FILE
     measurements, counts, ledger = measure(

@@ -12,12 +12,11 @@ median of a right-skewed block noncitizen count is below its mean, and summed ov
 with a few noncitizens each the county total fell to a fifth of its posterior mean.) 90%
 intervals come from the draws (tracts and counties: quantiles of summed draws).
 
-Run outside Snakemake: ``python -m privacy.publish --config config/scenarios/tiny.yaml``.
+Run outside Snakemake: ``python -m privacy.publish --configfile config/scenarios/tiny.yaml``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import platform
@@ -609,15 +608,15 @@ def write_published(files: dict[str, bytes], directory: str | Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: publish a run whose model outputs exist."""
-    from pipeline_common.config import load_config, run_dir
+    from pipeline_common.cli import config_of, stage_parser
+    from pipeline_common.config import run_dir
     from pipeline_common.io import read_json
     from pipeline_common.logs import setup_logging
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", nargs="*", default=[], help="scenario YAML files")
+    parser = stage_parser("privacy.publish", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     setup_logging()
-    config = load_config(*args.config)
+    config = config_of(args)
     root = run_dir(config)
     # The published fit, as the Snakemake rule reads it (common.smk::published_fit): the
     # privacy refit, or the exact fit only under privacy mode none.
@@ -638,4 +637,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline_common.errors import run_main
+
+    run_main(main, "privacy.publish")

@@ -5,12 +5,11 @@ and the template links to nothing outside the file, so the HTML can be mailed or
 
 Command line (outside Snakemake)::
 
-    python -m reports.render results/tiny --config config/scenarios/tiny.yaml
+    python -m reports.render --configfile config/scenarios/tiny.yaml
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import importlib.metadata
 import logging
@@ -1020,15 +1019,19 @@ def write_report(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m reports.render RUN_DIR [--config ...] [--out DIR]``."""
-    from pipeline_common.config import load_config
+    """Command line: ``python -m reports.render [--configfile ...] [--run-dir DIR] [--output DIR]``."""
+    from pipeline_common.cli import config_of, stage_parser
+    from pipeline_common.config import run_dir as config_run_dir
     from pipeline_common.logs import setup_logging
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="results/{run}")
-    parser.add_argument("--config", nargs="*", default=[], help="scenario YAML files")
-    parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
-    parser.add_argument("--bench", default=None, help="benchmarks/{run} (default guessed)")
+    parser = stage_parser("reports.render", __doc__.splitlines()[0])
+    parser.add_argument("--run-dir", metavar="DIR", default=None, help="default results/{run}")
+    parser.add_argument(
+        "--output", metavar="DIR", default=None, help="output folder (default RUN_DIR/report)"
+    )
+    parser.add_argument(
+        "--bench", metavar="DIR", default=None, help="benchmarks/{run} (default guessed)"
+    )
     parser.add_argument("--sensitivity", default="results/sensitivity/summary_report.csv")
     parser.add_argument(
         "--calibration-study",
@@ -1038,9 +1041,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-pdf", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
-    config = load_config(*args.config)
-    run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else run_dir / "report"
+    config = config_of(args)
+    run_dir = Path(args.run_dir) if args.run_dir else config_run_dir(config)
+    out = Path(args.output) if args.output else run_dir / "report"
     bench = args.bench or (run_dir.parent.parent / "benchmarks" / run_dir.name)
     write_report(
         run_dir,
@@ -1054,4 +1057,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline_common.errors import run_main
+
+    run_main(main, "reports.render")

@@ -8,7 +8,6 @@ the contract files (docs/CONTRACTS.md) atomically. Run outside Snakemake with::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from dataclasses import dataclass, field
@@ -417,18 +416,20 @@ def write_world(world: World, run_dir: str | Path) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Generate and write the world of a config (``results/{run}`` unless ``--out``)."""
-    from pipeline_common.config import load_config, run_dir
+    """Generate and write the world of a config (``results/{run}`` unless ``--output``)."""
+    from pipeline_common.cli import config_of, stage_parser
+    from pipeline_common.config import run_dir
     from pipeline_common.logs import setup_logging
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configfile", action="append", default=[], help="scenario YAML(s)")
-    parser.add_argument("--out", default=None, help="run folder (default results/{run})")
+    parser = stage_parser("synthetic.world", __doc__.splitlines()[0])
+    parser.add_argument(
+        "--output", metavar="DIR", default=None, help="run folder (default results/{run})"
+    )
     args = parser.parse_args(argv)
     setup_logging()
-    config = load_config(*args.configfile)
+    config = config_of(args)
     world = generate_world(config)
-    out = Path(args.out) if args.out else run_dir(config)
+    out = Path(args.output) if args.output else run_dir(config)
     write_world(world, out)
     log.info("wrote the world to %s", out)
 

@@ -866,7 +866,7 @@ def test_general_linker_warns_about_unused_mapped_field(monkeypatch):
 @pytest.mark.parametrize(
     ("module", "args", "named"),
     [
-        ("linkage.stage", ["no_such_scenario.yaml"], "no_such_scenario.yaml"),
+        ("linkage.stage", ["--configfile", "no_such_scenario.yaml"], "no_such_scenario.yaml"),
         ("privacy.aggregate", ["--draws", "d.parquet", "--districts", "p.csv"], "p.csv"),
     ],
 )

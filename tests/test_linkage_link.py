@@ -11,7 +11,7 @@ from linkage.evidence import evidence_from_links, record_categories
 from linkage.link import best_links
 from linkage.policy import apply_policy, resolve_policy
 from linkage.stage import combine, link_source, pik_from_links
-from linkage.testing import make_world
+from tests.fixtures.linkage_world import make_world
 
 SOURCES = ("ssa_numident", "cbp_ice", "uscis_lpr")
 CONFIG = {

@@ -11,9 +11,9 @@ import pytest
 import linkage.link
 from linkage.policy import apply_policy, check_policies, resolve_policy
 from linkage.stage import link_source
-from linkage.testing import make_world
 from pipeline_common.config import load_config
 from pipeline_common.errors import InputError
+from tests.fixtures.linkage_world import make_world
 
 
 def _config(**linkage_keys) -> dict:

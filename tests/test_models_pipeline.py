@@ -22,7 +22,7 @@ from models.pipeline import (
     predict_blocks,
     sample_true_counts,
 )
-from models.simulate import AGE_LABELS, DEFAULT_THETA, noisy_measurements, simulate
+from models.testing import AGE_LABELS, DEFAULT_THETA, noisy_measurements, simulate
 
 MODEL_CONFIG = {
     "prior": {"high": 8.0, "mid": 2.0, "low": 1.0},

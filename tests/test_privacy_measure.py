@@ -10,9 +10,9 @@ import pytest
 
 from pipeline_common.config import load_config
 from pipeline_common.errors import InputError
-from privacy.fixtures import fixture_world
 from privacy.ledger import BudgetExceededError, PrivacyLedger
 from privacy.measure import MEASUREMENT_COLUMNS, exact_table, measure, public_counts
+from privacy.testing import fixture_world
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import pytest
 from pipeline_common.config import load_config
 from pipeline_common.errors import InputError
 from privacy.evaluate import evaluate_published
-from privacy.fixtures import fixture_draws, fixture_world
 from privacy.measure import measure
 from privacy.publish import (
     hierarchical_rounding,
@@ -25,6 +24,7 @@ from privacy.publish import (
     summarize,
     write_published,
 )
+from privacy.testing import fixture_draws, fixture_world
 
 SSN = re.compile(rb"\b\d{3}-?\d{2}-?\d{4}\b")
 A_NUMBER = re.compile(rb"\bA\d{9}\b")

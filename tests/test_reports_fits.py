@@ -12,9 +12,9 @@ import xarray as xr
 
 from pipeline_common.config import load_config
 from reports.data import open_posterior
-from reports.fixture import write_fixture_run
 from reports.ppc import exact_fit_ppc
 from reports.render import render_html
+from tests.fixtures.report_run import write_fixture_run
 
 
 @pytest.fixture(scope="module")

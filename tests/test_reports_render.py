@@ -13,8 +13,8 @@ import pytest
 
 from pipeline_common.config import load_config
 from pipeline_common.errors import InputError
-from reports.fixture import write_fixture_run
 from reports.render import SECTIONS, write_report
+from tests.fixtures.report_run import write_fixture_run
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "config" / "scenarios" / "tiny.yaml"

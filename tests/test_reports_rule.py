@@ -11,7 +11,7 @@ from pathlib import Path
 import pypdf
 import pytest
 
-from reports.fixture import write_fixture_run
+from tests.fixtures.report_run import write_fixture_run
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")

@@ -9,29 +9,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from models.sensitivity import (
-    KEYS,
-    LEVELS,
-    METRICS,
+from pipeline_common.config import REPO_ROOT, load_config
+from pipeline_common.errors import InputError
+from sensitivity.point_config import check_paths, run_overrides
+from sensitivity.report import statements, tornado_rows
+from sensitivity.reuse import knob_stage, prepare_point
+from sensitivity.score import KEYS, LEVELS, METRICS
+from sensitivity.summary import (
     aggregate,
     calibration_verdicts,
     mae_growth,
     report_table,
     wide_summary,
 )
-from pipeline_common.config import REPO_ROOT, load_config
-from pipeline_common.errors import InputError
-from pipeline_common.sensitivity import (
-    BASELINE_KNOB,
-    check_paths,
-    knob_stage,
-    load_sensitivity,
-    replicate_seeds,
-    run_overrides,
-    sweep_table,
-)
-from pipeline_common.sensitivity_reuse import prepare_point
-from reports.sensitivity_report import statements, tornado_rows
+from sensitivity.sweep import BASELINE_KNOB, load_sensitivity, replicate_seeds, sweep_table
 
 SWEEP_FILES = ["config/sensitivity.yaml", "config/sensitivity_tiny.yaml"]
 
@@ -414,7 +405,7 @@ def test_tornado_ranks_knobs_by_their_error_range():
 
 
 def test_report_renders_every_section(tmp_path):
-    from reports.sensitivity_report import render
+    from sensitivity.report import render
 
     scores = _scores()
     runs = [

@@ -14,13 +14,9 @@ from pathlib import Path
 import yaml
 
 from pipeline_common.config import load_config
-from pipeline_common.sensitivity import (
-    BASELINE_KNOB,
-    knob_stage,
-    load_sensitivity,
-    run_overrides,
-    value_text,
-)
+from sensitivity.point_config import run_overrides
+from sensitivity.reuse import knob_stage
+from sensitivity.sweep import BASELINE_KNOB, load_sensitivity, value_text
 from synthetic.world import generate_world, write_world
 
 SEED = 2

@@ -83,7 +83,7 @@ rule report:
             Path("benchmarks") / Path(output.html).parent.parent.name
         ),
         # Shown when present; not an input, so a normal run never triggers the sweep.
-        # Block-level replicate means of the sweep (models.sensitivity.report_table).
+        # Block-level replicate means of the sweep (sensitivity.summary.report_table).
         sensitivity="results/sensitivity/summary_report.csv",
         # The calibration study's folders (benchmarks/calibration_study.py), shown when
         # present; not an input either (the study is run on purpose, never by the pipeline).

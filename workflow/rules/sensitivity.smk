@@ -12,8 +12,8 @@
 # row is a nested run of this workflow under results/{run_prefix}-s{seed}-{knob}-{value}/ (never
 # results/default or results/tiny). The points of a replicate wait for its baseline run and
 # start from hard links of every baseline output their knob does not change
-# (pipeline_common/sensitivity_reuse.py); each point is then scored against its own truth
-# (models/sensitivity.py) into {summary_dir}/seed~{seed}/knob~{knob}/value~{value}/. The summary
+# (sensitivity/reuse.py); each point is then scored against its own truth
+# (sensitivity/score.py) into {summary_dir}/seed~{seed}/knob~{knob}/value~{value}/. The summary
 # rule gathers the scores into summary.csv (one row per point and replicate) and
 # summary_aggregate.csv (mean and spread over replicates); the report rule renders report.html
 # and report.pdf from them.
@@ -23,13 +23,8 @@ from pathlib import Path
 
 from snakemake.utils import Paramspace
 
-from pipeline_common.sensitivity import (
-    baseline_point,
-    check_paths,
-    load_sensitivity,
-    run_overrides,
-    sweep_table,
-)
+from sensitivity.point_config import check_paths, run_overrides
+from sensitivity.sweep import baseline_point, load_sensitivity, sweep_table
 
 SENSITIVITY_FILE = os.environ.get("SENSITIVITY_CONFIG", "config/sensitivity.yaml")
 SENSITIVITY = load_sensitivity(SENSITIVITY_FILE)

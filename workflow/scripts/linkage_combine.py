@@ -6,11 +6,11 @@ from linkage.stage import combine
 from pipeline_common.io import read_json, write_json, write_parquet
 from pipeline_common.logs import snakemake_log
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
-by_source = [pd.read_parquet(path) for path in sm.input.links]
-reports = [read_json(path) for path in sm.input.reports]
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
+by_source = [pd.read_parquet(path) for path in snakemake.input.links]
+reports = [read_json(path) for path in snakemake.input.reports]
 links, evidence, withheld = combine(by_source, reports)
-write_parquet(links, sm.output.links)
-write_parquet(evidence, sm.output.evidence)
-write_json(withheld, sm.output.withheld)
+write_parquet(links, snakemake.output.links)
+write_parquet(evidence, snakemake.output.evidence)
+write_json(withheld, snakemake.output.withheld)

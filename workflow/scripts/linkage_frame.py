@@ -5,7 +5,10 @@ from pipeline_common.io import write_parquet
 from pipeline_common.logs import snakemake_log
 from pipeline_common.world_schema import read_world_file
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
-frame = read_world_file(sm.input.frame, "frame", sm.config["reference_date"])
-write_parquet(standardized_frame(frame, sm.config, file=sm.input.frame), sm.output.frame_std)
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
+frame = read_world_file(snakemake.input.frame, "frame", snakemake.config["reference_date"])
+write_parquet(
+    standardized_frame(frame, snakemake.config, file=snakemake.input.frame),
+    snakemake.output.frame_std,
+)

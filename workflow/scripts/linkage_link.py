@@ -7,17 +7,20 @@ from pipeline_common.io import write_json, write_parquet
 from pipeline_common.logs import snakemake_log
 from pipeline_common.world_schema import read_world_file
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
-source = sm.wildcards.get("source", PIK_SOURCE)
-config = {**sm.config, "linkage": {**sm.config["linkage"], "threads": int(sm.threads)}}
-frame_std = pd.read_parquet(sm.input.frame_std)
-records = read_world_file(sm.input.records, source, sm.config["reference_date"])
-pik = pd.read_parquet(sm.input.pik) if "pik" in sm.input.keys() else None
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
+source = snakemake.wildcards.get("source", PIK_SOURCE)
+config = {
+    **snakemake.config,
+    "linkage": {**snakemake.config["linkage"], "threads": int(snakemake.threads)},
+}
+frame_std = pd.read_parquet(snakemake.input.frame_std)
+records = read_world_file(snakemake.input.records, source, snakemake.config["reference_date"])
+pik = pd.read_parquet(snakemake.input.pik) if "pik" in snakemake.input.keys() else None
 links, report = link_source(
-    None, records, source, config, pik, file=sm.input.records, frame_std=frame_std
+    None, records, source, config, pik, file=snakemake.input.records, frame_std=frame_std
 )
-write_parquet(links, sm.output.links)
-write_json(report, sm.output.report)
-if "pik" in sm.output.keys():
-    write_parquet(pik_from_links(links, records, config), sm.output.pik)
+write_parquet(links, snakemake.output.links)
+write_json(report, snakemake.output.report)
+if "pik" in snakemake.output.keys():
+    write_parquet(pik_from_links(links, records, config), snakemake.output.pik)

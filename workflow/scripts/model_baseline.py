@@ -3,14 +3,14 @@
 from models.stage import baseline_stage
 from pipeline_common.logs import snakemake_log
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
 baseline_stage(
-    sm.params.method,
-    sm.input.evidence,
-    sm.input.frame,
-    sm.input.geography,
-    sm.config,
-    getattr(sm.input, "cvap_table", None),
-    sm.output.block_draws,
+    snakemake.params.method,
+    snakemake.input.evidence,
+    snakemake.input.frame,
+    snakemake.input.geography,
+    snakemake.config,
+    getattr(snakemake.input, "cvap_table", None),
+    snakemake.output.block_draws,
 )

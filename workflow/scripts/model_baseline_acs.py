@@ -3,13 +3,13 @@
 from models.baselines import acs_direct_stage
 from pipeline_common.logs import snakemake_log
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
 acs_direct_stage(
-    sm.input.acs,
-    sm.input.frame,
-    sm.input.geography,
-    sm.params.settings | {"model": {"baselines": sm.params.baselines}},
-    sm.output.block_draws,
-    sm.output.block_groups,
+    snakemake.input.acs,
+    snakemake.input.frame,
+    snakemake.input.geography,
+    snakemake.params.settings | {"model": {"baselines": snakemake.params.baselines}},
+    snakemake.output.block_draws,
+    snakemake.output.block_groups,
 )

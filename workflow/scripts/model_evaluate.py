@@ -3,18 +3,18 @@
 from models.stage import evaluate_stage
 from pipeline_common.logs import snakemake_log
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
 evaluate_stage(
     {
-        "model": sm.input.model,
-        "record_rule": sm.input.record_rule,
-        "census_style": sm.input.census_style,
-        "acs_direct": sm.input.acs_direct,
+        "model": snakemake.input.model,
+        "record_rule": snakemake.input.record_rule,
+        "census_style": snakemake.input.census_style,
+        "acs_direct": snakemake.input.acs_direct,
     },
-    sm.input.truth,
-    sm.input.frame,
-    sm.input.evidence,
-    sm.config,
-    sm.output.estimates,
+    snakemake.input.truth,
+    snakemake.input.frame,
+    snakemake.input.evidence,
+    snakemake.config,
+    snakemake.output.estimates,
 )

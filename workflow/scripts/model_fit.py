@@ -3,13 +3,13 @@
 from models.stage import fit_stage
 from pipeline_common.logs import snakemake_log
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
 fit_stage(
-    sm.input.measurements,
-    sm.input.public_counts,
-    sm.input.patterns,
-    sm.config,
-    posterior_path=sm.output.posterior,
-    diagnostics_path=sm.output.diagnostics,
+    snakemake.input.measurements,
+    snakemake.input.public_counts,
+    snakemake.input.patterns,
+    snakemake.config,
+    posterior_path=snakemake.output.posterior,
+    diagnostics_path=snakemake.output.diagnostics,
 )

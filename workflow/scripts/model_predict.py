@@ -3,13 +3,13 @@
 from models.stage import predict_stage
 from pipeline_common.logs import snakemake_log
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
 predict_stage(
-    sm.input.measurements,
-    sm.input.public_counts,
-    sm.input.patterns,
-    sm.input.posterior,
-    sm.config,
-    sm.output.block_draws,
+    snakemake.input.measurements,
+    snakemake.input.public_counts,
+    snakemake.input.patterns,
+    snakemake.input.posterior,
+    snakemake.config,
+    snakemake.output.block_draws,
 )

@@ -8,17 +8,17 @@ from pipeline_common.io import write_parquet
 from pipeline_common.logs import snakemake_log
 from pipeline_common.world_schema import read_world_file
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
 cells, patterns = tabulate(
-    pd.read_parquet(sm.input.evidence),
-    read_world_file(sm.input.frame, "frame", sm.config["reference_date"]),
-    read_world_file(sm.input.geography, "geography"),
+    pd.read_parquet(snakemake.input.evidence),
+    read_world_file(snakemake.input.frame, "frame", snakemake.config["reference_date"]),
+    read_world_file(snakemake.input.geography, "geography"),
     SOURCES,
-    sm.config["model"],
-    sm.config["age_groups"],
-    sm.config["reference_date"],
-    sm.config["linkage"],
+    snakemake.config["model"],
+    snakemake.config["age_groups"],
+    snakemake.config["reference_date"],
+    snakemake.config["linkage"],
 )
-write_parquet(cells, sm.output.cells)
-write_parquet(patterns, sm.output.patterns)
+write_parquet(cells, snakemake.output.cells)
+write_parquet(patterns, snakemake.output.patterns)

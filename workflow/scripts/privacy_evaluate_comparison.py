@@ -3,23 +3,23 @@
 from models.comparison import comparison_stage
 from pipeline_common.logs import snakemake_log
 
-snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+snakemake = globals()["snakemake"]
+snakemake_log(snakemake)
 comparison_stage(
     {
-        "published": sm.input.published,
-        "exact": sm.input.exact,
-        "record_rule": sm.input.record_rule,
-        "census_style": sm.input.census_style,
-        "acs_direct": sm.input.acs_direct,
+        "published": snakemake.input.published,
+        "exact": snakemake.input.exact,
+        "record_rule": snakemake.input.record_rule,
+        "census_style": snakemake.input.census_style,
+        "acs_direct": snakemake.input.acs_direct,
     },
-    sm.input.acs_block_groups,
-    sm.input.truth,
-    sm.input.frame,
-    sm.input.geography,
-    sm.output.evaluation,
-    sm.output.table,
-    sm.output.figure,
-    sm.params.settings["seed"],
-    sm.params.run,
+    snakemake.input.acs_block_groups,
+    snakemake.input.truth,
+    snakemake.input.frame,
+    snakemake.input.geography,
+    snakemake.output.evaluation,
+    snakemake.output.table,
+    snakemake.output.figure,
+    snakemake.params.settings["seed"],
+    snakemake.params.run,
 )

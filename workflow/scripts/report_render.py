@@ -3,15 +3,16 @@
 from pipeline_common.logs import snakemake_log
 from reports.render import write_report
 
-log = snakemake_log(snakemake)  # noqa: F821 - injected by Snakemake
+snakemake = globals()["snakemake"]
+log = snakemake_log(snakemake)
 rendered = write_report(
-    run_dir=snakemake.params.run_dir,  # noqa: F821
-    config=snakemake.config,  # noqa: F821
-    html_path=snakemake.output.html,  # noqa: F821
-    pdf_path=snakemake.output.pdf,  # noqa: F821
-    bench_dir=snakemake.params.bench_dir,  # noqa: F821
-    sensitivity_summary=snakemake.params.sensitivity,  # noqa: F821
-    calibration_study=snakemake.params.calibration_study,  # noqa: F821
+    run_dir=snakemake.params.run_dir,
+    config=snakemake.config,
+    html_path=snakemake.output.html,
+    pdf_path=snakemake.output.pdf,
+    bench_dir=snakemake.params.bench_dir,
+    sensitivity_summary=snakemake.params.sensitivity,
+    calibration_study=snakemake.params.calibration_study,
 )
 log.info("report: %d figures, sections %s", len(rendered.figures), ", ".join(rendered.sections))
 for path in rendered.missing:

@@ -5,7 +5,8 @@ import yaml
 from pipeline_common.io import write_text
 from pipeline_common.logs import snakemake_log
 
-log = snakemake_log(snakemake)  # noqa: F821
-overrides = snakemake.params.overrides  # noqa: F821
-write_text(yaml.safe_dump(overrides, sort_keys=True), snakemake.output.config)  # noqa: F821
+snakemake = globals()["snakemake"]
+log = snakemake_log(snakemake)
+overrides = snakemake.params.overrides
+write_text(yaml.safe_dump(overrides, sort_keys=True), snakemake.output.config)
 log.info("run %s: %s", overrides["run"], overrides)

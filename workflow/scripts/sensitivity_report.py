@@ -5,18 +5,18 @@ import pandas as pd
 from pipeline_common.io import read_json, write_bytes, write_text
 from pipeline_common.logs import snakemake_log
 from reports.render import html_to_pdf
-from reports.sensitivity_report import render
+from sensitivity.report import render
 
-log = snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+snakemake = globals()["snakemake"]
+log = snakemake_log(snakemake)
 text = {"knob": str, "value": str}
 html = render(
-    pd.read_csv(sm.input.long, dtype=text),
-    pd.read_csv(sm.input.aggregate, dtype=text),
-    [read_json(p) for p in sm.input.runs],
-    sm.params.sensitivity,
-    sm.params.sensitivity_file,
+    pd.read_csv(snakemake.input.long, dtype=text),
+    pd.read_csv(snakemake.input.aggregate, dtype=text),
+    [read_json(p) for p in snakemake.input.runs],
+    snakemake.params.sensitivity,
+    snakemake.params.sensitivity_file,
 )
-write_text(html, sm.output.html)
-write_bytes(html_to_pdf(html), sm.output.pdf)
-log.info("wrote %s and %s", sm.output.html, sm.output.pdf)
+write_text(html, snakemake.output.html)
+write_bytes(html_to_pdf(html), snakemake.output.pdf)
+log.info("wrote %s and %s", snakemake.output.html, snakemake.output.pdf)

@@ -6,31 +6,30 @@ from pathlib import Path
 
 import yaml
 
-from models.sensitivity import METHOD_FILES, WORLD_FILES, fit_diagnostics, score_run_dir
 from pipeline_common.config import load_config
 from pipeline_common.io import write_json, write_text
 from pipeline_common.logs import snakemake_log
-from pipeline_common.sensitivity import (
-    BASELINE_KNOB,
-    baseline_run,
-    knob_paths,
-    knob_stage,
-)
-from pipeline_common.sensitivity_reuse import prepare_point
+from sensitivity.reuse import knob_stage, prepare_point
+from sensitivity.score import METHOD_FILES, WORLD_FILES, fit_diagnostics, score_run_dir
+from sensitivity.sweep import BASELINE_KNOB, baseline_run, knob_paths
 
-log = snakemake_log(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
-seed, knob, value = int(sm.wildcards.seed), sm.wildcards.knob, sm.wildcards.value
-sensitivity = sm.params.sensitivity
+snakemake = globals()["snakemake"]
+log = snakemake_log(snakemake)
+seed, knob, value = (
+    int(snakemake.wildcards.seed),
+    snakemake.wildcards.knob,
+    snakemake.wildcards.value,
+)
+sensitivity = snakemake.params.sensitivity
 started = time.perf_counter()
 
-config = load_config(overrides=yaml.safe_load(Path(sm.input.config).read_text()))
+config = load_config(overrides=yaml.safe_load(Path(snakemake.input.config).read_text()))
 run = config["run"]
 results, bench = Path("results") / run, Path("benchmarks") / run
 reuse = {"stage": "baseline run", "linked": [], "world_identical": [], "world_changed": []}
 if knob != BASELINE_KNOB:
     base = baseline_run(sensitivity, seed)
-    base_config_file = Path(sm.input.baseline[0]).with_name("config.yaml")
+    base_config_file = Path(snakemake.input.baseline[0]).with_name("config.yaml")
     base_config = load_config(overrides=yaml.safe_load(base_config_file.read_text()))
     reuse = prepare_point(
         Path("results") / base,
@@ -57,34 +56,38 @@ targets.append(str(results / "model" / "diagnostics.json"))
 if config["privacy"]["mode"] != "none":
     targets.append(str(results / "privacy" / "model" / "diagnostics.json"))
 cmd = [
-    sm.params.python,
+    snakemake.params.python,
     "-m",
     "snakemake",
     "-s",
-    str(sm.params.snakefile),
+    str(snakemake.params.snakefile),
     "--directory",
     str(Path.cwd()),
     "--configfile",
-    str(sm.input.config),
+    str(snakemake.input.config),
     "--cores",
-    str(sm.threads),
+    str(snakemake.threads),
     "--nolock",
     "--rerun-incomplete",
     "--notemp",
     *targets,
 ]
 log.info("nested run: %s", " ".join(cmd))
-with open(sm.log.nested, "w") as out:
+with open(snakemake.log.nested, "w") as out:
     done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
 if done.returncode != 0:
-    raise RuntimeError(f"nested run {run} failed (exit {done.returncode}); see {sm.log.nested}")
+    raise RuntimeError(
+        f"nested run {run} failed (exit {done.returncode}); see {snakemake.log.nested}"
+    )
 nested = time.perf_counter() - started - prepared
 
 scores = score_run_dir(results, seed)
 scores.insert(0, "value", value)
 scores.insert(0, "knob", knob)
 scores.insert(0, "seed", seed)
-write_text(scores.to_csv(index=False, float_format="%.6g", lineterminator="\n"), sm.output.scores)
+write_text(
+    scores.to_csv(index=False, float_format="%.6g", lineterminator="\n"), snakemake.output.scores
+)
 write_json(
     {
         "seed": seed,
@@ -106,6 +109,6 @@ write_json(
             "score": round(time.perf_counter() - started - prepared - nested, 2),
         },
     },
-    sm.output.run,
+    snakemake.output.run,
 )
 log.info("%s scored: %d rows", run, len(scores))

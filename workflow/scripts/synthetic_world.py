@@ -5,12 +5,13 @@ from pathlib import Path
 from pipeline_common.logs import snakemake_log
 from synthetic.world import generate_world, write_world
 
-log = snakemake_log(snakemake)  # noqa: F821 (injected by Snakemake)
-config = dict(snakemake.config)  # noqa: F821
+snakemake = globals()["snakemake"]
+log = snakemake_log(snakemake)
+config = dict(snakemake.config)
 world = generate_world(config)
-run_dir = Path(snakemake.output["frame"]).parent.parent  # noqa: F821
+run_dir = Path(snakemake.output["frame"]).parent.parent
 paths = write_world(world, run_dir)
-expected = {str(Path(p)) for p in snakemake.output}  # noqa: F821
+expected = {str(Path(p)) for p in snakemake.output}
 written = {str(p) for p in paths.values()}
 missing = sorted(expected - written)
 if missing:

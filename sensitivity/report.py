@@ -3,9 +3,9 @@ statement of where the model stays calibrated, all computed from the sweep's sum
 
 Reads ``summary_long.csv`` (every point, replicate, method, level and quantity) and
 ``summary_aggregate.csv`` (mean and spread over replicates) of
-:mod:`models.sensitivity`, and each point's ``run.json`` (what was reused). Rendered with the
+:mod:`sensitivity.summary`, and each point's ``run.json`` (what was reused). Rendered with the
 project's Jinja2 environment and stylesheet (:mod:`reports.render`) into
-``templates/sensitivity.html.j2``; the PDF is the same HTML through WeasyPrint.
+``reports/templates/sensitivity.html.j2``; the PDF is the same HTML through WeasyPrint.
 """
 
 from __future__ import annotations
@@ -19,14 +19,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from models.calibration import district_level
-from models.sensitivity import (
-    BASELINE_METHODS,
-    MIN_UNITS,
-    calibration_verdicts,
-    coverage_column,
-    mae_growth,
-)
-from pipeline_common.sensitivity import BASELINE_KNOB
+from sensitivity.score import BASELINE_METHODS
+from sensitivity.summary import MIN_UNITS, calibration_verdicts, coverage_column, mae_growth
+from sensitivity.sweep import BASELINE_KNOB, knob_labels, replicate_seeds
 
 METHOD_STYLE = {
     "exact": ("#1f77b4", "o", "exact fit"),
@@ -416,7 +411,6 @@ def render(
     dpi: int = 150,
 ) -> str:
     """The sensitivity report as one self-contained HTML page."""
-    from pipeline_common.sensitivity import knob_labels, replicate_seeds
     from reports.render import TEMPLATES, _environment
     from reports.style import data_uri, figure_bytes
 

@@ -5,7 +5,7 @@ Every point of a replicate is a run of the pipeline in its own folder (``results
 that folder the outputs of the replicate's baseline run that the knob cannot change; Snakemake
 then sees them with the baseline's modification times (and no record of other parameters) and
 builds only what is missing or older than its inputs. What is reused follows the knob's
-earliest config section (:func:`pipeline_common.sensitivity.knob_stage`):
+earliest config section (:func:`knob_stage`):
 
 ==============  ===========================================================================
 ``privacy``     world, truth, linkage, the exact fit, every baseline: only the privacy
@@ -34,10 +34,12 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline_common.sensitivity import knob_stage
 from pipeline_common.sources import SOURCES
 
 log = logging.getLogger(__name__)
+
+#: Config sections in pipeline order: a knob's earliest section decides what a point reuses.
+STAGES = ("synthetic", "linkage", "model", "privacy", "report")
 
 BASELINE_METHODS = ("record_rule", "census_style", "acs_direct")
 #: Config keys the record-rule and Census-style baselines read.
@@ -56,6 +58,13 @@ EXACT_MODEL = (
     ),
 )
 FRAME_STD = (("linkage/frame_std.parquet",), ("linkage/standardize_frame.tsv",))
+
+
+def knob_stage(paths: list[str]) -> str:
+    """The earliest pipeline section among dotted ``paths`` (``seed`` and the like: ``all``)."""
+    sections = [p.split(".")[0] for p in paths]
+    ranks = [STAGES.index(s) if s in STAGES else -1 for s in sections]
+    return "all" if min(ranks) < 0 else STAGES[min(ranks)]
 
 
 def baseline_unit(method: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

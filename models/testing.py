@@ -1,5 +1,9 @@
 """A simulator of the model stage's inputs, drawn from the model itself (fixtures, benchmarks).
 
+Nothing here is used by the pipeline. It lives in the package, not in ``tests/fixtures``,
+because ``benchmarks/bench_model.py`` fits the model to its draws too (benchmarks import
+installed packages only).
+
 Produces, to the contract, ``cells``, ``patterns``, ``public_counts`` and exact
 ``measurements`` for a synthetic geography, plus the true block counts and generating
 parameters. Persons are drawn per group (block x age) from the class prior, then each source's

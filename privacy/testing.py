@@ -1,7 +1,9 @@
 """Small synthetic inputs built to the contract, for tests and benchmarks of the privacy stage.
 
 Nothing here is used by the pipeline: it stands in for the upstream stages (persons, cells,
-patterns, geography, model draws) so the privacy stage can be exercised on its own.
+patterns, geography, model draws) so the privacy stage can be exercised on its own. It lives
+in the package, not in ``tests/fixtures``, because ``benchmarks/bench_privacy.py`` builds its
+worlds with it too (benchmarks import installed packages only).
 """
 
 from __future__ import annotations
