@@ -96,26 +96,35 @@ def java_major_version(java: str) -> int | None:
     return int(found.group(2) or 0) if major == 1 else major
 
 
-def spark_unavailable() -> str | None:
-    """Why the Spark backend cannot run here (pyspark or Java missing or too old), or None."""
-    missing = []
+def pyspark_unavailable() -> str | None:
+    """Why pyspark cannot be imported here, or None."""
     if importlib.util.find_spec("pyspark") is None:
-        missing.append(
+        return (
             "pyspark is not installed (install the project's spark extra: "
             "pip install -e '.[spark]', which tools/ensure_env.sh does)"
         )
+    return None
+
+
+def java_unavailable() -> str | None:
+    """Why no Java runtime Spark 4 can use is here (none, or older than 17), or None."""
     java = java_executable()
     if java is None:
-        missing.append(
-            "no Java runtime (java is not on PATH and JAVA_HOME is unset; on Debian/Ubuntu "
+        return (
+            "no Java runtime (java is not on PATH and JAVA_HOME is unset; on Debian or Ubuntu "
             "tools/ensure_java.sh installs default-jre-headless)"
         )
-    else:
-        major = java_major_version(java)
-        if major is None:
-            missing.append(f"{java} -version did not run or report a version")
-        elif major < MIN_JAVA:
-            missing.append(f"{java} is Java {major}; Spark 4 needs Java {MIN_JAVA} or newer")
+    major = java_major_version(java)
+    if major is None:
+        return f"{java} -version did not run or report a version"
+    if major < MIN_JAVA:
+        return f"{java} is Java {major}; Spark 4 needs Java {MIN_JAVA} or newer"
+    return None
+
+
+def spark_unavailable() -> str | None:
+    """Why the Spark backend cannot run here (pyspark or Java missing or too old), or None."""
+    missing = [reason for reason in (pyspark_unavailable(), java_unavailable()) if reason]
     return "; ".join(missing) or None
 
 
@@ -168,6 +177,7 @@ def spark_session(settings: dict):
         .config("spark.sql.shuffle.partitions", partitions)
         .config("spark.default.parallelism", partitions)
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()

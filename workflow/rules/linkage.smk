@@ -12,6 +12,18 @@ PIK_SOURCES = (
 NO_PIK_SOURCES = [s for s in SOURCES if s != "ssa_numident" and s not in PIK_SOURCES]
 
 
+def linkage_settings():
+    """``settings("linkage")``, without the backend keys while DuckDB runs: the params of runs
+    made before the Spark backend existed stay the same, so they are not relinked."""
+    params = settings("linkage")
+    if config["linkage"]["backend"] == "duckdb":
+        section = params["linkage"]
+        params["linkage"] = {
+            k: v for k, v in section.items() if k not in ("backend", "spark")
+        }
+    return params
+
+
 rule linkage_standardize_frame:
     input:
         frame=f"{RESULTS}/world/frame.parquet",
@@ -24,7 +36,7 @@ rule linkage_standardize_frame:
     conda:
         ENV
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_frame.py"
 
@@ -45,7 +57,7 @@ rule linkage_link_numident:
         ENV
     threads: config["linkage"]["threads"]
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_link.py"
 
@@ -67,7 +79,7 @@ rule linkage_link_source:
         ENV
     threads: 1
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_link.py"
 
@@ -90,7 +102,7 @@ rule linkage_link_source_with_pik:
         ENV
     threads: 1
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_link.py"
 
@@ -114,7 +126,7 @@ rule linkage_combine:
     conda:
         ENV
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_combine.py"
 
