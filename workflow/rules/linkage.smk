@@ -12,18 +12,6 @@ PIK_SOURCES = (
 NO_PIK_SOURCES = [s for s in SOURCES if s != "ssa_numident" and s not in PIK_SOURCES]
 
 
-def linkage_settings():
-    """``settings("linkage")``, without the backend keys while DuckDB runs: the params of runs
-    made before the Spark backend existed stay the same, so they are not relinked."""
-    params = settings("linkage")
-    if config["linkage"]["backend"] == "duckdb":
-        section = params["linkage"]
-        params["linkage"] = {
-            k: v for k, v in section.items() if k not in ("backend", "spark")
-        }
-    return params
-
-
 rule linkage_standardize_frame:
     input:
         frame=f"{RESULTS}/world/frame.parquet",
