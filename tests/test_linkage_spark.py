@@ -40,7 +40,7 @@ SOURCES = ("ssa_numident", "state_passports")
 TOLERANCE = 0.005
 # Spark in local mode on two cores, one shuffle partition per core: the tiny world is a few
 # thousand rows, and every extra partition is one more task per query.
-SPARK = {"master": "local[2]", "num_partitions": 2}
+SPARK = {"master": "local[2]", "num_partitions": 2, "driver_memory": "1g"}
 
 
 def _link(world, config: dict) -> tuple[dict, list[dict], float]:
@@ -74,6 +74,11 @@ def both_backends():
     assert backends.pyspark_unavailable() is None, backends.pyspark_unavailable()
     config = load_config(TINY)
     world = generate_world(config)
+    # The module's Spark session, started here and reused by every Spark linkage below
+    # (make_db_api's getOrCreate). Whole-stage code generation compiles Java for each of
+    # Splink's many small queries; on tables this size interpreting them is faster.
+    session = backends.spark_session(backends.spark_settings({"spark": SPARK}))
+    session.conf.set("spark.sql.codegen.wholeStage", "false")
     results = {}
     for backend in ("duckdb", "spark"):
         run = copy.deepcopy(config)
@@ -81,11 +86,7 @@ def both_backends():
         run["linkage"]["spark"] = {**run["linkage"]["spark"], **SPARK}
         results[backend] = _link(world, run)
     yield results
-    from pyspark.sql import SparkSession
-
-    session = SparkSession.getActiveSession()
-    if session is not None:
-        session.stop()
+    session.stop()
 
 
 def test_spark_precision_and_recall_match_duckdb(both_backends):
