@@ -1,9 +1,13 @@
-"""Fellegi-Sunter linkage of two standardized tables with Splink 5 (DuckDB backend).
+"""Fellegi-Sunter linkage of two standardized tables with Splink 5 (DuckDB or Spark backend).
 
 :func:`link_tables` links any two tables already in the linkage schema
 (:func:`linkage.standardize.standardize_identity`); :func:`link_any` does the field mapping
 and standardization first (used by the FEBRL benchmark). :func:`best_links` turns scored pairs
 into links where each right-hand record has at most one left-hand person.
+
+The comparison SQL names string functions by placeholders (``{jaro_winkler}``,
+``{damerau_levenshtein}``, ``{levenshtein}``), filled for the backend by
+:func:`linkage.backends.fill_functions` (``LinkSettings.backend``).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import duckdb
 import pandas as pd
 
+from linkage.backends import fill_functions, make_db_api
 from linkage.standardize import standardize_identity
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,7 @@ _FIRST_SURNAME_MATCH = "(last_name_first_l = last_name_first_r)"
 
 
 def _jw(column: str) -> str:
-    return f"jaro_winkler_similarity({column}_l, {column}_r)"
+    return f"{{jaro_winkler}}({column}_l, {column}_r)"
 
 
 # Comparisons: name -> list of (label, sql, starting m probability). The first level is the null
@@ -102,7 +106,7 @@ COMPARISONS: dict[str, list[tuple[str, str, float | None]]] = {
             " AND birth_day_l = birth_month_r",
             0.03,
         ),
-        ("one edit (typo or transposition)", "damerau_levenshtein(dob_l, dob_r) <= 1", 0.06),
+        ("one edit (typo or transposition)", "{damerau_levenshtein}(dob_l, dob_r) <= 1", 0.06),
         (
             "two of year, month, day agree",
             "(birth_year_l = birth_year_r AND (birth_month_l = birth_month_r"
@@ -120,13 +124,13 @@ COMPARISONS: dict[str, list[tuple[str, str, float | None]]] = {
     "ssn": [
         ("null", "ssn_l IS NULL OR ssn_r IS NULL", None),
         ("exact", "ssn_l = ssn_r", 0.9),
-        ("one edit", "damerau_levenshtein(ssn_l, ssn_r) <= 1", 0.06),
+        ("one edit", "{damerau_levenshtein}(ssn_l, ssn_r) <= 1", 0.06),
         ("else", "ELSE", 0.04),
     ],
     "other_id": [
         ("null", "other_id_l IS NULL OR other_id_r IS NULL", None),
         ("exact", "other_id_l = other_id_r", 0.9),
-        ("one edit", "damerau_levenshtein(other_id_l, other_id_r) <= 1", 0.06),
+        ("one edit", "{damerau_levenshtein}(other_id_l, other_id_r) <= 1", 0.06),
         ("else", "ELSE", 0.04),
     ],
     # Address, block and ZIP say the same thing (where a person lives): one comparison, so their
@@ -142,7 +146,7 @@ COMPARISONS: dict[str, list[tuple[str, str, float | None]]] = {
         (
             "address similar",
             f"{_jw('address')} >= 0.9 OR (house_number_l = house_number_r"
-            " AND levenshtein(address_l, address_r) <= 3)",
+            " AND {levenshtein}(address_l, address_r) <= 3)",
             0.1,
         ),
         ("same block", "block_id_l = block_id_r", 0.05),
@@ -306,6 +310,9 @@ class LinkSettings:
     quiet: bool = True
     return_pairs: bool = False
     pairs_threshold: float | None = None
+    # Splink's database: "duckdb" (threads, memory_limit) or "spark" (the linkage.spark keys).
+    backend: str = "duckdb"
+    spark: dict = field(default_factory=dict)
 
 
 def _usable(table: pd.DataFrame, columns: tuple[str, ...]) -> bool:
@@ -358,7 +365,10 @@ def build_settings(
     for name in comparisons:
         levels = []
         for i, (label, sql, m) in enumerate(COMPARISONS[name]):
-            level: dict = {"sql_condition": sql, "label_for_charts": label}
+            level: dict = {
+                "sql_condition": fill_functions(sql, settings.backend),
+                "label_for_charts": label,
+            }
             if i == 0:
                 level["is_null_level"] = True
             elif m is not None:
@@ -388,9 +398,13 @@ def build_settings(
     return splink_settings, comparisons, rules, em_rules
 
 
-def register_for_splink(db_api, table: pd.DataFrame, name: str):
-    """Hand one table to Splink. Every record Splink ever sees passes through here."""
-    return db_api.register(table, dataset_display_name=name)
+def register_for_splink(backend, table: pd.DataFrame, name: str):
+    """Hand one table to Splink. Every record Splink ever sees passes through here.
+
+    ``backend`` is a :class:`linkage.backends.DatabaseBackend`: DuckDB takes the pandas table,
+    Spark a Spark DataFrame made from it.
+    """
+    return backend.db_api.register(backend.to_input(table), dataset_display_name=name)
 
 
 LINK_COLUMNS = (
@@ -427,7 +441,8 @@ def link_tables(
     left, right
         Tables in the linkage schema (``unique_id`` unique within each table).
     settings
-        Comparisons, blocking rules, training sizes, seed and DuckDB threads.
+        Comparisons, blocking rules, training sizes, seed and the backend (DuckDB threads and
+        memory, or Spark's settings).
 
     Returns
     -------
@@ -436,20 +451,33 @@ def link_tables(
         at or above ``settings.threshold`` (sorted, so output is deterministic). ``info``: what
         was used and the trained m/u parameters, with timings.
     """
-    from splink import DuckDBAPI, Linker
-
     started = time.perf_counter()
     left = left.loc[:, list(LINK_COLUMNS)]
     right = right.loc[:, list(LINK_COLUMNS)]
-    splink_settings, comparisons, rules, em_rules = build_settings(left, right, settings)
-    duckdb_config: dict = {"threads": int(settings.threads)}
-    if settings.memory_limit:
-        # Past the limit DuckDB spills to its temporary directory instead of growing.
-        duckdb_config["memory_limit"] = settings.memory_limit
-    connection = duckdb.connect(config=duckdb_config)
-    db_api = DuckDBAPI(connection=connection)
-    sdf_left = register_for_splink(db_api, left, LEFT_NAME)
-    sdf_right = register_for_splink(db_api, right, RIGHT_NAME)
+    built = build_settings(left, right, settings)
+    backend = make_db_api(
+        {
+            "backend": settings.backend,
+            "threads": settings.threads,
+            "duckdb_memory_limit": settings.memory_limit,
+            "spark": settings.spark,
+        }
+    )
+    try:
+        return _link_registered(backend, left, right, settings, built, started)
+    finally:
+        backend.close()
+
+
+def _link_registered(
+    backend, left: pd.DataFrame, right: pd.DataFrame, settings: LinkSettings, built, started
+) -> tuple[pd.DataFrame, dict]:
+    """:func:`link_tables` once the backend is up (split off so the backend is always closed)."""
+    from splink import Linker
+
+    splink_settings, comparisons, rules, em_rules = built
+    sdf_left = register_for_splink(backend, left, LEFT_NAME)
+    sdf_right = register_for_splink(backend, right, RIGHT_NAME)
     linker = Linker([sdf_left, sdf_right], splink_settings, log_level=logging.WARNING)
 
     # One chunk, no early stop: Splink's probe/early-stop path gave u values for rare levels
@@ -498,8 +526,8 @@ def link_tables(
         "train_seconds": round(trained_at - started, 2),
         "predict_seconds": round(predicted_at - trained_at, 2),
         "model": levels,
+        "backend": backend.name,
     }
-    connection.close()
     return pairs, info
 
 

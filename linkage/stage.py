@@ -67,6 +67,8 @@ def link_settings(config: dict, source: str) -> LinkSettings:
         seed=seed,
         threads=int(cfg.get("threads", defaults.threads)),
         memory_limit=cfg.get("duckdb_memory_limit", defaults.memory_limit),
+        backend=cfg.get("backend") or defaults.backend,
+        spark=dict(cfg.get("spark") or {}),
     )
 
 

@@ -4,7 +4,8 @@ The schema checks each key on its own (type, range, allowed values). The rules h
 to each other or to the world outside the config: shares that must not add up to more than one,
 a minimum that must not exceed its maximum, age groups that must contain the voting age, privacy
 budget shares, the withholding lists, keys inside free-form maps (``model.prior_scales``,
-``model.stale_split``), a run name that must stay inside ``results/`` and dates that must exist.
+``model.stale_split``), a run name that must stay inside ``results/``, dates that must exist,
+and a linkage backend this machine can run (Spark needs pyspark and Java).
 
 Every violation is an :class:`~pipeline_common.errors.InputError` naming the config file that
 set the key (the last one that set it, or the default config), the full dotted key, the problem
@@ -345,6 +346,24 @@ def _check_data_dir(config: dict, problems: list[tuple[str, str, str]]) -> None:
         )
 
 
+def _check_linkage_backend(config: dict, problems: list[tuple[str, str, str]]) -> None:
+    # Spark needs pyspark and a Java runtime: say so before any job, not in a linkage job's log.
+    if _get(config, "linkage.backend") != "spark":
+        return
+    from linkage.backends import spark_unavailable
+
+    reason = spark_unavailable()
+    if reason:
+        problems.append(
+            (
+                "linkage.backend",
+                f"'spark' cannot run here: {reason}",
+                "install what is missing (tools/ensure_env.sh installs pyspark, "
+                "tools/ensure_java.sh a Java runtime) or set linkage.backend: duckdb",
+            )
+        )
+
+
 CHECKS: tuple[Callable[[dict, list[tuple[str, str, str]]], Any], ...] = (
     _check_run,
     _check_dates,
@@ -355,6 +374,7 @@ CHECKS: tuple[Callable[[dict, list[tuple[str, str, str]]], Any], ...] = (
     _check_withholding,
     _check_maps,
     _check_birth_countries,
+    _check_linkage_backend,
 )
 # Checks of paths relative to the working directory: only where that is the repository (the
 # Snakefile), not for load_config() called from anywhere.

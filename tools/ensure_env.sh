@@ -29,6 +29,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+  .venv/bin/python -m pip install --quiet -c requirements.lock -e '.[dev,spark]'
   echo "$want" > "$stamp"
 fi

@@ -33,6 +33,18 @@ def settings(*sections):
     return {**shared, **{section: config[section] for section in sections}}
 
 
+def linkage_settings():
+    """``settings("linkage")``, without the backend keys while DuckDB runs: the params of runs
+    made before the Spark backend existed stay the same, so they are not relinked."""
+    params = settings("linkage")
+    if config["linkage"]["backend"] == "duckdb":
+        section = params["linkage"]
+        params["linkage"] = {
+            k: v for k, v in section.items() if k not in ("backend", "spark")
+        }
+    return params
+
+
 # Each stage file appends the targets a full run must build.
 FINAL_TARGETS = []
 

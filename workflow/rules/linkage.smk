@@ -28,7 +28,7 @@ rule linkage_standardize_frame:
         mem_mb=RESOURCES["linkage_standardize_frame"].mem_mb,
         runtime=RESOURCES["linkage_standardize_frame"].runtime,
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_frame.py"
 
@@ -52,7 +52,7 @@ rule linkage_link_numident:
         mem_mb=RESOURCES["linkage_link_numident"].mem_mb,
         runtime=RESOURCES["linkage_link_numident"].runtime,
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_link.py"
 
@@ -77,7 +77,7 @@ rule linkage_link_source:
         mem_mb=RESOURCES["linkage_link_source"].mem_mb,
         runtime=RESOURCES["linkage_link_source"].runtime,
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_link.py"
 
@@ -103,7 +103,7 @@ rule linkage_link_source_with_pik:
         mem_mb=RESOURCES["linkage_link_source_with_pik"].mem_mb,
         runtime=RESOURCES["linkage_link_source_with_pik"].runtime,
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_link.py"
 
@@ -131,7 +131,7 @@ rule linkage_combine:
         mem_mb=RESOURCES["linkage_combine"].mem_mb,
         runtime=RESOURCES["linkage_combine"].runtime,
     params:
-        settings=settings("linkage"),
+        settings=linkage_settings(),
     script:
         "../scripts/linkage_combine.py"
 
