@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from linkage.testing import make_world
 
 import linkage.backends as backends
 from linkage.evaluate import evaluate_linkage
@@ -27,7 +28,6 @@ from linkage.link import LinkSettings, build_settings
 from linkage.policy import apply_policy, resolve_policy
 from linkage.stage import combine, link_source, pik_from_links, standardized_frame
 from linkage.standardize import standardize_identity
-from linkage.testing import make_world
 from pipeline_common.config import load_config
 from pipeline_common.errors import InputError
 from synthetic.world import generate_world
