@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from linkage.testing import make_world
 
 import linkage.backends as backends
 from linkage.evaluate import evaluate_linkage
@@ -31,6 +30,7 @@ from linkage.standardize import standardize_identity
 from pipeline_common.config import load_config
 from pipeline_common.errors import InputError
 from synthetic.world import generate_world
+from tests.fixtures.linkage_world import make_world
 
 pytestmark = pytest.mark.spark
 
